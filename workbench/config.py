@@ -1,0 +1,296 @@
+"""Typed configuration with presets and working defaults.
+
+Every stage has one dataclass. The CLI builds its flags from these classes (`add_arguments`), the
+notebooks and the app construct them directly, and a run directory stores them as `config.json`,
+so one definition serves all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+
+class ConfigError(ValueError):
+    """A configuration value a user gave us is not usable; the message says which and why."""
+
+
+@dataclass
+class DataConfig:
+    """Where the text comes from and how it is split."""
+
+    data: list[str] = field(default_factory=list)  # files, folders or hf:NAME[/CONFIG]; empty = default corpus
+    text_column: str = "text"
+    validation_fraction: float = 0.02  # share of documents held out, chosen deterministically
+    streaming: bool = False  # iterate without loading the corpus into memory
+    max_documents: Optional[int] = None  # cap for quick experiments
+
+
+@dataclass
+class TokenizerConfig:
+    algorithm: str = "wordpiece"  # wordpiece | bpe | unigram
+    vocab_size: int = 8192
+    lowercase: bool = True
+    min_frequency: int = 2
+    tokenizer_from: Optional[str] = None  # reuse a tokenizer directory or hub name instead of training
+
+
+@dataclass
+class MaskingConfig:
+    """MLM corruption. Defaults are BERT's: 15% of tokens, of which 80% [MASK], 10% random, 10% kept."""
+
+    mlm_probability: float = 0.15
+    mask_fraction: float = 0.8
+    random_fraction: float = 0.1  # the rest (1 - mask - random) keeps the original token
+    mask_strategy: str = "token"  # token | whole_word | span
+    span_p: float = 0.2  # span masking: geometric parameter of span lengths (SpanBERT)
+    span_max: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise ConfigError(f"mlm_probability must be between 0 and 1, got {self.mlm_probability}")
+        if self.mask_fraction < 0 or self.random_fraction < 0 or self.mask_fraction + self.random_fraction > 1.0 + 1e-9:
+            raise ConfigError(
+                f"mask_fraction ({self.mask_fraction}) + random_fraction ({self.random_fraction}) must lie in [0, 1]"
+            )
+        if self.mask_strategy not in ("token", "whole_word", "span"):
+            raise ConfigError(f"mask_strategy must be token, whole_word or span, got {self.mask_strategy!r}")
+
+
+# Size presets: (layers, hidden, heads, feed-forward).
+MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 128, 2, 512),
+    "mini": (4, 256, 4, 1024),
+    "small": (4, 512, 8, 2048),
+    "medium": (8, 512, 8, 2048),
+    "base": (12, 768, 12, 3072),
+}
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "mini"
+    layers: Optional[int] = None  # overrides of the preset
+    hidden: Optional[int] = None
+    heads: Optional[int] = None
+    intermediate: Optional[int] = None
+    max_position: int = 512
+    dropout: float = 0.1
+    init_from: Optional[str] = None  # continue pre-training from a local directory or hub id
+
+    def resolved(self) -> tuple[int, int, int, int]:
+        if self.preset not in MODEL_PRESETS:
+            raise ConfigError(f"unknown model preset {self.preset!r}; known: {', '.join(MODEL_PRESETS)}")
+        layers, hidden, heads, ff = MODEL_PRESETS[self.preset]
+        hidden = self.hidden or hidden
+        heads = self.heads or heads
+        if hidden % heads:
+            raise ConfigError(f"hidden size {hidden} is not divisible by {heads} heads")
+        return self.layers or layers, hidden, heads, self.intermediate or (4 * hidden if self.hidden else ff)
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation schedule shared by pre-training and fine-tuning."""
+
+    batch_size: int = 32  # global batch (all processes, all accumulation steps)
+    grad_accum: int = 1
+    seq_len: int = 128
+    packing: bool = True  # concatenate texts into full blocks (run_mlm's group_texts); False = line by line
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.06  # fraction of the schedule spent warming up
+    schedule: str = "linear"  # linear | cosine | constant
+    grad_clip: float = 1.0
+    max_steps: Optional[int] = None
+    epochs: Optional[float] = None
+    time_budget: Optional[str] = None  # e.g. "10m", "90s", "1h": the schedule follows the clock
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    device: str = "auto"  # auto | cpu | cuda
+    compile: bool = False  # torch.compile the model
+    eval_every: int = 200
+    eval_batches: int = 20  # validation batches (fixed masks) per evaluation
+    log_every: int = 10
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    seed: int = 0
+    threads: Optional[int] = None  # torch intra-op threads on CPU (None = torch's default)
+
+    def budget_seconds(self) -> Optional[float]:
+        return parse_duration(self.time_budget) if self.time_budget else None
+
+
+@dataclass
+class PretrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    objective: str = "mlm"  # mlm | mlm+nsp | mlm+sop
+
+
+# Run presets: a name -> overrides applied to a default PretrainConfig.
+PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"model": {"preset": "tiny"}, "train": {"lr": 2e-3, "batch_size": 32, "seq_len": 128}},
+    "mini": {"model": {"preset": "mini"}, "train": {"lr": 1e-3, "batch_size": 32, "seq_len": 128}},
+    "small": {"model": {"preset": "small"}, "train": {"lr": 5e-4, "batch_size": 64, "seq_len": 128}},
+    "medium": {"model": {"preset": "medium"}, "train": {"lr": 5e-4, "batch_size": 128, "seq_len": 128}},
+    "base": {"model": {"preset": "base"}, "train": {"lr": 1e-4, "batch_size": 256, "seq_len": 128},
+             "tokenizer": {"vocab_size": 30522}},
+}
+
+
+def preset(name: str) -> PretrainConfig:
+    if name not in PRETRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRETRAIN_PRESETS)}")
+    return from_dict(PretrainConfig, PRETRAIN_PRESETS[name])
+
+
+def parse_duration(text: str | float | int) -> float:
+    """'90s', '10m', '1.5h', '2m30s' or a plain number of seconds -> seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|m|s)", s)
+    if not parts or "".join(n + u for n, u in parts) != s.replace(" ", ""):
+        raise ConfigError(f"cannot read duration {text!r}: use forms like 90s, 10m, 1.5h, 2m30s")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+# ---- dict / file round trips -------------------------------------------------------------------
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_dict(cls: type, values: dict | None, base: Any = None) -> Any:
+    """Build `cls` from a (possibly partial, nested) dict, on top of `base` or the defaults."""
+    obj = base if base is not None else cls()
+    values = values or {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+    kwargs = {}
+    types = _field_types(cls)
+    for f in dataclasses.fields(cls):
+        current = getattr(obj, f.name)
+        if f.name not in values:
+            kwargs[f.name] = current
+        elif dataclasses.is_dataclass(types[f.name]):
+            kwargs[f.name] = from_dict(types[f.name], values[f.name], current)
+        else:
+            kwargs[f.name] = values[f.name]
+    return cls(**kwargs)
+
+
+def load_config_file(path: str | Path, cls: type = PretrainConfig, base: Any = None) -> Any:
+    """Read a YAML or JSON config file into `cls` (partial files override `base` or the defaults)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        values = yaml.safe_load(text) or {}
+    else:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return from_dict(cls, values, base)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(to_dict(cfg), indent=2) + "\n", encoding="utf-8")
+
+
+# ---- argparse bridge ---------------------------------------------------------------------------
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _leaves(cls: type, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted name, type, default) for every non-dataclass field, nested sections flattened."""
+    out = []
+    types = _field_types(cls)
+    instance = cls()
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(types[f.name]):
+            out += _leaves(types[f.name], prefix + f.name + ".")
+        else:
+            out.append((prefix + f.name, types[f.name], getattr(instance, f.name)))
+    return out
+
+
+# When two sections share a field name, the section named here keeps the short flag
+# (`--seed` is the training seed; the masking seed is `--masking-seed`).
+_SHORT_FLAG_OWNER = {"seed": "train.seed", "preset": "model.preset"}
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """Add one flag per field of `cls` (nested sections flattened). Defaults stay None so that only
+    flags the user typed override a preset or a config file."""
+    leaves = _leaves(cls)
+    counts: dict[str, int] = {}
+    for dotted, _, _ in leaves:
+        counts[dotted.rsplit(".", 1)[-1]] = counts.get(dotted.rsplit(".", 1)[-1], 0) + 1
+    for dotted, t, default in leaves:
+        name = dotted.rsplit(".", 1)[-1]
+        if dotted in skip or name in skip:
+            continue
+        if counts[name] > 1 and _SHORT_FLAG_OWNER.get(name) != dotted:
+            flag = "--" + dotted.replace(".", "-").replace("_", "-")
+        else:
+            flag = _flag(name)
+        base = _base_type(t)
+        help_text = f"{dotted} (default: {default})"
+        if base is bool:
+            parser.add_argument(flag, dest=dotted, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif base is list:
+            parser.add_argument(flag, dest=dotted, nargs="+", default=None, help=help_text, metavar=name.upper())
+        else:
+            parser.add_argument(flag, dest=dotted, type=base, default=None, help=help_text, metavar=name.upper())
+
+
+def _base_type(t: Any) -> type:
+    origin = typing.get_origin(t)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        return _base_type(args[0])
+    if origin is list:
+        return list
+    return t if isinstance(t, type) else str
+
+
+def overrides_from_args(args: argparse.Namespace, cls: type) -> dict:
+    """Collect the flags the user typed into a nested dict for `from_dict`."""
+    out: dict = {}
+    for dotted, _, _ in _leaves(cls):
+        value = getattr(args, dotted, None)
+        if value is None:
+            continue
+        *sections, name = dotted.split(".")
+        target = out
+        for sec in sections:
+            target = target.setdefault(sec, {})
+        target[name] = value
+    return out
