@@ -1,0 +1,157 @@
+"""The run directory: one folder per pre-training or fine-tuning run.
+
+    RUN/config.json          the full typed config of the run
+    RUN/tokenizer/           the tokenizer (transformers fast-tokenizer layout)
+    RUN/metrics.jsonl        one JSON record per line (see below)
+    RUN/checkpoints/step-00000500/   model (safetensors) + optimizer.pt + state.json + COMPLETE
+    RUN/model/               the final model *and* tokenizer: a plain Hugging Face model directory
+    RUN/summary.json         final metrics
+
+metrics.jsonl records have `kind`:
+    {"kind": "train", "step", "time", "tokens", "loss", "lr", "tokens_per_s"}
+    {"kind": "eval",  "step", "time", "tokens", "val_loss", "val_perplexity", "val_accuracy", ...}
+`time` is seconds of training (wall clock, excluding evaluation and checkpointing), `tokens` the
+number of input tokens seen so far (all processes).
+
+A checkpoint directory counts only once its COMPLETE marker exists; it is written under a temporary
+name and renamed into place, so a kill during a save never leaves one that looks valid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator, Optional
+
+CONFIG = "config.json"
+TOKENIZER = "tokenizer"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+MODEL = "model"
+SUMMARY = "summary.json"
+COMPLETE = "COMPLETE"
+
+
+class RunError(ValueError):
+    pass
+
+
+def is_model_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() and any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").is_file()
+
+
+def checkpoints(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    done = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / COMPLETE).exists()]
+    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+
+def latest_checkpoint(run_dir: str | Path) -> Optional[Path]:
+    found = checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def resolve_model_dir(path: str | Path) -> tuple[Path, Path]:
+    """(model directory, tokenizer directory) for a run directory, a checkpoint or a model directory.
+    A run prefers its final model, then its latest complete checkpoint."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise RunError(f"{path}: no such run or model directory")
+    if (p / MODEL).is_dir() and is_model_dir(p / MODEL):
+        return p / MODEL, p / MODEL
+    if is_model_dir(p):
+        tok = p if (p / "tokenizer_config.json").exists() else p.parent.parent / TOKENIZER
+        if not (tok / "tokenizer_config.json").exists() and not (tok / "tokenizer.json").exists():
+            raise RunError(f"{path}: model without its tokenizer (looked in {p} and {tok})")
+        return p, tok
+    ckpt = latest_checkpoint(p)
+    if ckpt is not None:
+        return ckpt, p / TOKENIZER
+    raise RunError(f"{path}: neither a model directory (config.json + weights) nor a run with a model or a complete checkpoint")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """All records of a run's metrics.jsonl (a partly written last line, from a live run, is skipped)."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def list_runs(runs_dir: str | Path) -> list[Path]:
+    """Run directories (holding a metrics.jsonl or a model) directly under `runs_dir`, newest first."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and ((p / METRICS).exists() or (p / MODEL).is_dir() or is_model_dir(p))]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def inside(root: str | Path, candidate: str | Path) -> Path:
+    """`candidate` resolved, if it lies inside `root`; otherwise RunError (used by the app's pickers)."""
+    root_r = Path(root).resolve()
+    cand = Path(candidate)
+    cand_r = (cand if cand.is_absolute() else root_r / cand).resolve()
+    if cand_r != root_r and root_r not in cand_r.parents:
+        raise RunError(f"{candidate}: outside the runs directory {root}")
+    return cand_r
+
+
+def prepare_run_dir(path: str | Path, overwrite: bool = False, resume: bool = False) -> Path:
+    """Create a fresh run directory. An existing non-empty one is never replaced unless `overwrite`
+    (then it is moved aside to PATH.old-N first, not deleted) and is reused as is with `resume`."""
+    p = Path(path)
+    if p.exists() and any(p.iterdir()):
+        if resume:
+            return p
+        if not overwrite:
+            raise RunError(f"{p}: the run directory exists; use --resume to continue it or --overwrite to start over "
+                           f"(the old one is then kept as {p}.old-N)")
+        n = 1
+        while Path(f"{p}.old-{n}").exists():
+            n += 1
+        p.rename(f"{p}.old-{n}")
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def atomic_dir(final: Path) -> Path:
+    """A temporary sibling to write a checkpoint into; `commit_dir` moves it into place."""
+    tmp = final.with_name(final.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit_dir(tmp: Path, final: Path) -> None:
+    (tmp / COMPLETE).write_text("ok\n")
+    _fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def iter_eval(records: list[dict]) -> Iterator[dict]:
+    return (r for r in records if r.get("kind") == "eval")
