@@ -1,0 +1,73 @@
+"""Models come from `transformers`; this module only turns a size preset into a config, and loads
+checkpoints (ours, local, or from the hub) for continued pre-training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, BertForPreTraining
+
+from .config import ModelConfig
+
+
+class ModelError(ValueError):
+    pass
+
+
+def bert_config(cfg: ModelConfig, tokenizer) -> BertConfig:
+    layers, hidden, heads, ff = cfg.resolved()
+    return BertConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=ff, max_position_embeddings=cfg.max_position, hidden_dropout_prob=cfg.dropout,
+        attention_probs_dropout_prob=cfg.dropout, pad_token_id=tokenizer.pad_token_id, type_vocab_size=2,
+    )
+
+
+def build_mlm_model(cfg: ModelConfig, tokenizer, with_sentence_head: bool = False) -> torch.nn.Module:
+    """A fresh BertForMaskedLM from the preset, or, with `init_from`, any AutoModelForMaskedLM
+    checkpoint (local directory or hub id) to continue pre-training. `with_sentence_head` gives
+    BertForPreTraining (MLM + a two-way sentence-pair head, for NSP/SOP)."""
+    if cfg.init_from:
+        try:
+            if with_sentence_head:
+                return BertForPreTraining.from_pretrained(cfg.init_from)
+            return AutoModelForMaskedLM.from_pretrained(cfg.init_from)
+        except Exception as e:
+            raise ModelError(f"{cfg.init_from}: cannot load a masked-LM checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    config = bert_config(cfg, tokenizer)
+    return BertForPreTraining(config) if with_sentence_head else BertForMaskedLM(config)
+
+
+def parameter_count(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def non_embedding_parameters(model: torch.nn.Module) -> int:
+    """Parameters outside the embedding tables (the count that scales compute per token)."""
+    emb = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n)
+    return parameter_count(model) - emb
+
+
+def mlm_parts(model: torch.nn.Module):
+    """(encoder, prediction head) of a BERT-family masked LM, or None when the model has another
+    layout. With them the head runs on masked positions only, which saves most of the output-layer
+    work (15% of positions instead of all)."""
+    for enc_name, head_name in (("bert", "cls"), ("distilbert", None), ("roberta", "lm_head")):
+        enc = getattr(model, enc_name, None)
+        if enc is None:
+            continue
+        if head_name == "cls":
+            head = model.cls.predictions if hasattr(model.cls, "predictions") else model.cls
+            return enc, head
+        if head_name == "lm_head":
+            return enc, model.lm_head
+    return None
+
+
+def save_model(model: torch.nn.Module, tokenizer, path: str | Path) -> None:
+    """A plain Hugging Face model directory (safetensors) with its tokenizer beside it."""
+    model = getattr(model, "module", model)
+    model.save_pretrained(str(path), safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(path))

@@ -1,0 +1,246 @@
+"""Masked-language-model pre-training: text -> packed token blocks -> masked batches -> the engine.
+
+`pretrain(cfg, out_dir)` is the whole pipeline the CLI and the notebooks run: load the corpus,
+train (or load) a tokenizer, pack, build a model from a preset, train with `training.train`, save
+the final model with its tokenizer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+import datasets
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import runs
+from .config import PretrainConfig, TrainConfig, save_config, to_dict
+from .data import iter_texts, load_corpus
+from .masking import IGNORE_INDEX, Masker, generator_for
+from .model import build_mlm_model, mlm_parts, parameter_count, save_model
+from .tokenizer import load_tokenizer, train_tokenizer
+from .training import Callback, train
+
+
+# ---- text -> fixed-length blocks -----------------------------------------------------------------
+
+def tokenize(texts: datasets.Dataset, tokenizer, desc: str = "tokenize") -> datasets.Dataset:
+    """Token ids per document, without special tokens (packing adds them), through datasets.map."""
+    return texts.map(
+        lambda b: {"input_ids": tokenizer(b["text"], add_special_tokens=False, verbose=False)["input_ids"]},
+        batched=True, batch_size=500, remove_columns=texts.column_names, desc=desc,
+    )
+
+
+def pack(token_lists: Iterable[list[int]], seq_len: int, cls_id: int, sep_id: int) -> torch.Tensor:
+    """run_mlm's group_texts, with BERT's framing: documents are joined with [SEP], the stream is cut
+    into pieces of seq_len-2 and each becomes [CLS] piece [SEP]. No padding anywhere; the
+    incomplete tail is dropped. Returns int64 [blocks, seq_len]."""
+    if seq_len < 8:
+        raise ValueError(f"seq_len {seq_len} is too short for packing (need at least 8)")
+    parts = []
+    for ids in token_lists:
+        if ids:
+            parts.append(np.asarray(ids, dtype=np.int64))
+            parts.append(np.asarray([sep_id], dtype=np.int64))
+    if not parts:
+        return torch.empty(0, seq_len, dtype=torch.long)
+    stream = np.concatenate(parts)
+    body = seq_len - 2
+    n = len(stream) // body
+    blocks = np.empty((n, seq_len), dtype=np.int64)
+    blocks[:, 0] = cls_id
+    blocks[:, 1:-1] = stream[: n * body].reshape(n, body)
+    blocks[:, -1] = sep_id
+    return torch.from_numpy(blocks)
+
+
+def line_by_line(texts: Iterable[str], tokenizer, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unpacked alternative: one non-empty line per sequence, truncated and padded to seq_len.
+    Returns (input_ids, attention_mask)."""
+    lines = [line for t in texts for line in t.split("\n") if line.strip()]
+    enc = tokenizer(lines, truncation=True, max_length=seq_len, padding="max_length", return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def make_blocks(texts: datasets.Dataset, tokenizer, train_cfg: TrainConfig, desc: str = "tokenize") -> dict[str, torch.Tensor]:
+    if train_cfg.packing:
+        ids = tokenize(texts, tokenizer, desc)["input_ids"]
+        return {"input_ids": pack(ids, train_cfg.seq_len, tokenizer.cls_token_id, tokenizer.sep_token_id)}
+    ids, attn = line_by_line(texts["text"], tokenizer, train_cfg.seq_len)
+    return {"input_ids": ids, "attention_mask": attn}
+
+
+# ---- the MLM task the engine trains ---------------------------------------------------------------
+
+class MLMLoss(torch.nn.Module):
+    """forward(**batch) -> summed cross-entropy over the predicted positions.
+
+    For BERT-family models the output layer runs on the masked positions only: the encoder gives
+    hidden states, we keep the ~15% rows whose label is set, and only those go through the
+    prediction head (a [positions, vocab] matmul instead of [all tokens, vocab]). Other models use
+    their own forward and full logits."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.parts = mlm_parts(model)
+
+    def forward(self, input_ids, labels, attention_mask=None, **_) -> torch.Tensor:
+        if self.parts is None:
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+            return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+        encoder, head = self.parts
+        hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        picked = labels != IGNORE_INDEX
+        logits = head(hidden[picked])
+        return F.cross_entropy(logits.float(), labels[picked], reduction="sum")
+
+    def predict(self, input_ids, labels, attention_mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss, number of correct top-1 predictions) at the predicted positions."""
+        picked = labels != IGNORE_INDEX
+        if self.parts is None:
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[picked]
+        else:
+            encoder, head = self.parts
+            logits = head(encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[picked])
+        target = labels[picked]
+        loss = F.cross_entropy(logits.float(), target, reduction="sum")
+        return loss, (logits.argmax(-1) == target).sum()
+
+
+@dataclass
+class MLMTask:
+    """Packed blocks + a masker -> the engine's Task. The batch of a step is a pure function of
+    (seed, step): an epoch-seeded permutation picks the blocks, generator_for(seed, step) the masks.
+    Validation blocks are masked once, with a fixed seed, so validation metrics are deterministic."""
+
+    train_blocks: dict[str, torch.Tensor]
+    val_blocks: dict[str, torch.Tensor]
+    masker: Masker
+    batch_size: int
+    seed: int = 0
+    eval_batches: int = 20
+    eval_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        n = len(self.train_blocks["input_ids"])
+        if n < self.batch_size:
+            raise ValueError(f"the training set has {n} blocks, fewer than one batch of {self.batch_size}: "
+                             "use more text, a smaller --batch-size or a shorter --seq-len")
+        ids = self.val_blocks["input_ids"][: self.eval_batches * self.eval_batch_size]
+        corrupted, labels = self.masker(ids, generator_for(self.seed + 7919, 0))
+        self.val_fixed = {"input_ids": corrupted, "labels": labels}
+        if "attention_mask" in self.val_blocks:
+            self.val_fixed["attention_mask"] = self.val_blocks["attention_mask"][: len(ids)]
+
+    def steps_per_epoch(self) -> int:
+        return len(self.train_blocks["input_ids"]) // self.batch_size
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        spe = self.steps_per_epoch()
+        epoch, within = divmod(step, spe)
+        order = torch.randperm(len(self.train_blocks["input_ids"]), generator=torch.Generator().manual_seed(self.seed + epoch))
+        idx = order[within * self.batch_size:(within + 1) * self.batch_size]
+        ids = self.train_blocks["input_ids"][idx]
+        corrupted, labels = self.masker(ids, generator_for(self.seed, step))
+        out = {"input_ids": corrupted, "labels": labels}
+        if "attention_mask" in self.train_blocks:
+            out["attention_mask"] = self.train_blocks["attention_mask"][idx]
+        return out
+
+    def count(self, batch) -> int:
+        return int((batch["labels"] != IGNORE_INDEX).sum())
+
+    def tokens(self, batch) -> int:
+        return int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+
+    def training_module(self, model) -> torch.nn.Module:
+        return MLMLoss(model)
+
+    def evaluate(self, module, accelerator) -> dict[str, float]:
+        core = accelerator.unwrap_model(module)
+        n = len(self.val_fixed["input_ids"])
+        if n == 0:
+            return {}
+        rank, world = accelerator.process_index, accelerator.num_processes
+        loss = torch.zeros((), device=accelerator.device)
+        correct = torch.zeros((), device=accelerator.device)
+        count = torch.zeros((), device=accelerator.device)
+        for start in range(rank * self.eval_batch_size, n, world * self.eval_batch_size):
+            b = {k: v[start:start + self.eval_batch_size].to(accelerator.device) for k, v in self.val_fixed.items()}
+            l, c = core.predict(**b)
+            loss += l.float()
+            correct += c
+            count += (b["labels"] != IGNORE_INDEX).sum()
+        loss, correct, count = (accelerator.reduce(x, reduction="sum").item() for x in (loss, correct, count))
+        mean = loss / max(count, 1)
+        return {"val_loss": round(mean, 5), "val_perplexity": round(float(np.exp(min(mean, 50))), 3),
+                "val_accuracy": round(correct / max(count, 1), 5)}
+
+
+# ---- the whole pipeline --------------------------------------------------------------------------
+
+def prepare_tokenizer(cfg: PretrainConfig, corpus: datasets.DatasetDict):
+    if cfg.tokenizer.tokenizer_from:
+        return load_tokenizer(cfg.tokenizer.tokenizer_from)
+    if cfg.model.init_from:
+        return load_tokenizer(cfg.model.init_from)  # continued pre-training keeps the model's vocabulary
+    return train_tokenizer(iter_texts(corpus), cfg.tokenizer, length=len(corpus["train"]))
+
+
+def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+             callbacks: tuple[Callback, ...] = (), progress: bool = True, corpus: Optional[datasets.DatasetDict] = None) -> dict:
+    """Run MLM pre-training as configured; returns the summary (final validation metrics included).
+    The run directory is laid out as described in `workbench.runs`."""
+    from .training import make_accelerator
+
+    accelerator = make_accelerator(cfg.train)
+    run_dir = Path(out_dir)
+    if accelerator.is_main_process:
+        runs.prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
+    accelerator.wait_for_everyone()
+    if resume and (run_dir / runs.CONFIG).exists():
+        from .config import load_config_file
+
+        saved = load_config_file(run_dir / runs.CONFIG)
+        if to_dict(saved.model) != to_dict(cfg.model) or to_dict(saved.masking) != to_dict(cfg.masking):
+            accelerator.print("note: --resume continues with the run's saved model and masking config")
+        saved.train.time_budget = cfg.train.time_budget or saved.train.time_budget
+        saved.train.max_steps = cfg.train.max_steps or saved.train.max_steps
+        cfg = saved
+    t0 = time.perf_counter()
+    corpus = corpus if corpus is not None else load_corpus(cfg.data, seed=cfg.train.seed)
+    tok_dir = run_dir / runs.TOKENIZER
+    if resume and tok_dir.exists():
+        tokenizer = load_tokenizer(tok_dir)
+    else:
+        tokenizer = prepare_tokenizer(cfg, corpus)
+        if accelerator.is_main_process:
+            tokenizer.save_pretrained(str(tok_dir))
+            save_config(cfg, run_dir / runs.CONFIG)
+    with accelerator.main_process_first():
+        train_blocks = make_blocks(corpus["train"], tokenizer, cfg.train, "tokenize train")
+        val_blocks = make_blocks(corpus["validation"], tokenizer, cfg.train, "tokenize validation")
+    masker = Masker.from_tokenizer(tokenizer, cfg.masking)
+    task = MLMTask(train_blocks, val_blocks, masker, cfg.train.batch_size, seed=cfg.train.seed,
+                   eval_batches=cfg.train.eval_batches)
+    torch.manual_seed(cfg.train.seed)
+    model = build_mlm_model(cfg.model, tokenizer)
+    accelerator.print(
+        f"corpus: {len(corpus['train']):,} train / {len(corpus['validation']):,} validation documents; "
+        f"{len(train_blocks['input_ids']):,} blocks of {cfg.train.seq_len} tokens; model: {parameter_count(model) / 1e6:.2f}M parameters; "
+        f"prepared in {time.perf_counter() - t0:.1f}s"
+    )
+    summary = train(model, task, cfg.train, run_dir, resume=resume, callbacks=callbacks, accelerator=accelerator,
+                    progress=progress, desc="pretrain")
+    if accelerator.is_main_process:
+        save_model(model, tokenizer, run_dir / runs.MODEL)
+    accelerator.wait_for_everyone()
+    summary["parameters"] = parameter_count(model)
+    summary["run_dir"] = str(run_dir)
+    return summary
