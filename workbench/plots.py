@@ -166,7 +166,7 @@ def fill_mask_bars(predictions: Sequence[Sequence[Mapping]], title: str = "Predi
         scores = [float(c["score"]) for c in cands][::-1]
         fig.add_trace(go.Bar(x=scores, y=[f"{t} " if toks.count(t) == 1 else f"{t} ({j})" for j, t in enumerate(toks)],
                              orientation="h", name=f"mask {i + 1}", marker_color=PALETTE[i % len(PALETTE)],
-                             text=[f"{s:.1%}" for s in scores], textposition="auto",
+                             text=[f"{s:.2%}" for s in scores], textposition="auto",
                              hovertemplate="%{y}: %{x:.4f}<extra></extra>"), row=i + 1, col=1)
     fig.update_xaxes(title_text="probability", rangemode="tozero")
     rows_per = max([len(c) for c in predictions] or [1])

@@ -1,0 +1,510 @@
+"""The Gradio app: fill-mask, attention, the masking playground, training curves, and (when a
+fine-tuned classifier is around) classification, for the models under a runs directory.
+
+`build_app` only builds the Blocks (tests and notebooks launch it themselves); `launch` is what
+`workbench app` calls. Design choices:
+- The model picker lists runs under `runs_dir` plus the model given at start; any other path typed
+  into it (or sent through the API) is refused, so a page visitor cannot make the server read
+  arbitrary directories.
+- Models are loaded once per checkpoint and kept (a small LRU), never per request.
+- Every handler turns bad input (no mask, empty or too long text, unloadable checkpoint) into a
+  readable message in the page and a toast; the server keeps serving.
+- The raw results are also exposed as API endpoints (/fill_mask, /attention, /training_plot, ...)
+  for gradio_client and scripts.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import gradio as gr
+
+from . import inspection, plots, runs
+from .config import ConfigError, MaskingConfig
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default-model"
+NO_MODEL_HELP = ("No model to show yet. Train one with `workbench pretrain --preset mini --time-budget 2m --out runs/demo` "
+                 "(or `make demo`), then pick it above or restart with `workbench app --model runs/demo`.")
+EXAMPLES = [
+    "the {mask} of the united states",
+    "the stock market {mask} sharply on monday .",
+    "the company said its {mask} rose by 10 percent in the third {mask} .",
+    "police said the {mask} was arrested on friday .",
+]
+MASKING_EXAMPLE = "the central bank raised interest rates on thursday to fight rising inflation across the country ."
+ATTENTION_EXAMPLE = "the cat sat on the mat because it was tired ."
+METRICS_Y = ["loss", "val_loss", "loss+val_loss", "val_perplexity", "val_accuracy"]
+AVERAGE = "average"
+ALL_TOKENS = "all tokens"
+
+
+class ModelCache:
+    """Loaded (model, tokenizer) pairs by path, least recently used dropped beyond `size`. One lock
+    per path, so two first requests for the same checkpoint load it once."""
+
+    def __init__(self, loader: Callable[[str], tuple], size: int = 2):
+        self.loader, self.size = loader, size
+        self._items: OrderedDict[str, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+        self._path_locks: dict[str, threading.Lock] = {}
+        self.loads = 0  # how many times a checkpoint was read from disk (tests check the caching)
+
+    def get(self, path: str) -> tuple:
+        with self._lock:
+            if path in self._items:
+                self._items.move_to_end(path)
+                return self._items[path]
+            lock = self._path_locks.setdefault(path, threading.Lock())
+        with lock:
+            with self._lock:
+                if path in self._items:
+                    return self._items[path]
+            item = self.loader(path)
+            with self._lock:
+                self.loads += 1
+                self._items[path] = item
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return item
+
+
+class Workbench:
+    """What the app's handlers share: the runs directory, the start model, the model caches and
+    recent attention results. Handlers return page updates; `*_api` methods return plain data."""
+
+    def __init__(self, model: Optional[str | Path] = None, runs_dir: str | Path = "runs",
+                 classifier: Optional[str | Path] = None):
+        self.runs_dir = Path(runs_dir)
+        self.model_path = self._pick_default(model)
+        self.classifier_path = str(classifier) if classifier else None
+        self.mlms = ModelCache(lambda p: inspection.load_mlm(p, attention=True))
+        self.classifiers = ModelCache(inspection.load_classifier)
+        self._attention: OrderedDict[tuple[str, str], inspection.AttentionResult] = OrderedDict()
+        self._att_lock = threading.Lock()
+
+    # -- models ----------------------------------------------------------------------------------
+    def _pick_default(self, model: Optional[str | Path]) -> Optional[str]:
+        """The model given; else assets/default-model; else the newest masked-LM run; else None."""
+        if model:
+            return str(model)
+        if DEFAULT_MODEL.exists():
+            return str(DEFAULT_MODEL)
+        found = self.mlm_runs()
+        return str(self.runs_dir / found[0]) if found else None
+
+    def _runs(self, kinds: tuple[str, ...]) -> list[str]:
+        out = []
+        for p in runs.list_runs(self.runs_dir):
+            arch = inspection.architectures(p)
+            if any(a.endswith(kinds) for a in arch):
+                out.append(p.name)
+        return out
+
+    def mlm_runs(self) -> list[str]:
+        """Runs under runs_dir holding a masked-LM model or checkpoint, newest first."""
+        return self._runs(("ForMaskedLM", "ForPreTraining"))
+
+    def classifier_runs(self) -> list[str]:
+        return self._runs(("ForSequenceClassification",))
+
+    def metric_runs(self) -> list[str]:
+        return [p.name for p in runs.list_runs(self.runs_dir) if (p / runs.METRICS).exists()]
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        choices = [(f"{self.model_path} (start model)", self.model_path)] if self.model_path else []
+        for name in self.mlm_runs():
+            if not self.model_path or (self.runs_dir / name).resolve() != Path(self.model_path).resolve():
+                choices.append((f"runs: {name}", name))
+        return choices
+
+    def resolve_choice(self, choice: Optional[str], allowed_extra: Optional[str] = None) -> str:
+        """A picker value -> a path to load: the start model, or a run inside runs_dir. Anything
+        else is refused (runs.inside), so the page cannot open arbitrary directories."""
+        if not choice:
+            if not self.model_path:
+                raise inspection.InspectionError(NO_MODEL_HELP)
+            return self.model_path
+        if choice in (self.model_path, allowed_extra):
+            return str(choice)
+        try:
+            return str(runs.inside(self.runs_dir, choice))
+        except runs.RunError:
+            raise inspection.InspectionError(
+                f"refused: {choice} is outside the runs directory {self.runs_dir}; the app only opens the start model "
+                f"and runs under {self.runs_dir}") from None
+
+    def mlm(self, choice: Optional[str]):
+        return self.mlms.get(self.resolve_choice(choice))
+
+    def describe(self, choice: Optional[str]) -> str:
+        """One line about the chosen model, or the reason it cannot be used."""
+        try:
+            model, tok = self.mlm(choice)
+        except inspection.InspectionError as e:
+            return f"⚠️ {e}"
+        c = model.config
+        return (f"**Model** `{self.resolve_choice(choice)}`: {type(model).__name__}, {c.num_hidden_layers} layers, "
+                f"{c.num_attention_heads} heads, hidden {c.hidden_size}, vocabulary {len(tok):,}, "
+                f"mask token `{tok.mask_token}`, at most {inspection.max_tokens(model, tok)} tokens")
+
+    def mask_token(self, choice: Optional[str] = None) -> str:
+        try:
+            return self.mlm(choice)[1].mask_token
+        except inspection.InspectionError:
+            return "[MASK]"
+
+    # -- fill-mask ---------------------------------------------------------------------------------
+    def fill_mask_api(self, text: str, top_k: int = 5, model: str = "") -> dict:
+        """Raw fill-mask result: {mask_token, tokens, predictions[mask][rank] = {token, token_id, score,
+        sequence}, notice}. Errors reach the client as a readable gr.Error."""
+        try:
+            m, tok = self.mlm(model)
+            text, note = inspection.normalise_mask(text or "", tok)
+            r = inspection.fill_mask(m, tok, text, int(top_k))
+        except inspection.InspectionError as e:
+            raise gr.Error(str(e)) from None
+        return {"mask_token": tok.mask_token, "tokens": r.tokens, "predictions": r.predictions,
+                "notice": "; ".join(n for n in (note, r.notice) if n) or None}
+
+    def fill_mask_view(self, text: str, top_k: int, model: str, warn: bool = True):
+        """(bars, table rows, message) for the page."""
+        try:
+            m, tok = self.mlm(model)
+            text, note = inspection.normalise_mask(text or "", tok)
+            r = inspection.fill_mask(m, tok, text, int(top_k))
+        except inspection.InspectionError as e:
+            if warn:
+                gr.Warning(str(e))
+            return None, [], f"⚠️ {html.escape(str(e))}"
+        rows = [[i + 1, rank + 1, c["token"], round(c["score"], 4)] for i, cands in enumerate(r.predictions)
+                for rank, c in enumerate(cands)]
+        notes = [n for n in (note, r.notice) if n]
+        best = " · ".join(f"mask {i + 1}: **{html.escape(c[0]['token'])}** ({c[0]['score']:.1%})" for i, c in enumerate(r.predictions))
+        msg = best + ("\n\nℹ️ " + "; ".join(notes) if notes else "")
+        return plots.fill_mask_bars(r.predictions), rows, msg
+
+    # -- attention -----------------------------------------------------------------------------------
+    def attention_result(self, text: str, model: str) -> inspection.AttentionResult:
+        path = self.resolve_choice(model)
+        key = (path, text)
+        with self._att_lock:
+            if key in self._attention:
+                self._attention.move_to_end(key)
+                return self._attention[key]
+        m, tok = self.mlms.get(path)
+        result = inspection.attentions(m, tok, text)
+        with self._att_lock:
+            self._attention[key] = result
+            while len(self._attention) > 16:
+                self._attention.popitem(last=False)
+        return result
+
+    def attention_api(self, text: str, model: str = "") -> dict:
+        """Raw attention: {tokens, shape [layers, heads, seq, seq], weights (nested lists), notice}."""
+        try:
+            r = self.attention_result(text or "", model)
+        except inspection.InspectionError as e:
+            raise gr.Error(str(e)) from None
+        return {"tokens": r.tokens, "shape": list(r.weights.shape), "weights": r.weights.round(6).tolist(), "notice": r.notice}
+
+    def attention_view(self, text: str, layer: int, head: str, token: Optional[str], model: str, warn: bool = True):
+        """(heatmap, grid of heads, head view, selected-token bars, token picker update, message)."""
+        try:
+            r = self.attention_result(text or "", model)
+        except inspection.InspectionError as e:
+            if warn:
+                gr.Warning(str(e))
+            return None, None, None, None, gr.update(), f"⚠️ {html.escape(str(e))}"
+        layer_i = min(max(int(layer or 1), 1), r.layers) - 1
+        head_i = None if head in (None, "", AVERAGE) else min(int(head), r.heads) - 1
+        choices = [ALL_TOKENS] + [f"{i}: {t}" for i, t in enumerate(r.tokens)]
+        index = _token_index(token, len(r.tokens))  # None: all tokens in the head view
+        bar_index = index if index is not None else (1 if len(r.tokens) > 2 else 0)
+        toks = r.tokens
+        figs = (plots.attention_heatmap(toks, r.weights, layer_i, head_i),
+                plots.attention_grid(toks, r.weights, layer_i),
+                plots.head_view(toks, r.weights, layer_i, head_i, selected=index),
+                plots.token_attention(toks, r.weights, bar_index, layer_i, head_i))
+        msg = f"{len(toks)} tokens, {r.layers} layers × {r.heads} heads" + (f"\n\nℹ️ {r.notice}" if r.notice else "")
+        return (*figs, gr.update(choices=choices, value=choices[0] if index is None else choices[index + 1]), msg)
+
+    # -- masking playground ------------------------------------------------------------------------
+    def masking_view(self, text: str, rate: float, strategy: str, mask_fraction: float, random_fraction: float,
+                     seed: float, model: str):
+        """(corrupted input as chips, the model's reconstruction as chips, message)."""
+        try:
+            cfg = MaskingConfig(mlm_probability=float(rate), mask_fraction=float(mask_fraction),
+                                random_fraction=float(random_fraction), mask_strategy=strategy, seed=int(seed or 0))
+            m, tok = self.mlm(model)
+            rec = inspection.reconstruct(m, tok, text or "", cfg)
+        except (inspection.InspectionError, ConfigError) as e:
+            gr.Warning(str(e))
+            return "", "", f"⚠️ {html.escape(str(e))}"
+        from .masking import html_masking
+
+        n = sum(r["predicted"] for r in rec.rows)
+        kinds = {k: sum(r["corruption"] == k for r in rec.rows) for k in ("mask", "random", "keep")}
+        msg = (f"{n} of {len(rec.rows)} tokens to predict ({kinds['mask']} masked, {kinds['random']} random, "
+               f"{kinds['keep']} kept); the model got " + (f"**{rec.accuracy:.0%}** right" if rec.accuracy is not None else "nothing to predict")
+               + (f"\n\nℹ️ {rec.notice}" if rec.notice else ""))
+        return html_masking(rec.rows), _reconstruction_html(rec.rows), msg
+
+    # -- training curves ------------------------------------------------------------------------------
+    def training_plot(self, selected: Optional[list[str]], x: str = "step", y: str = "loss"):
+        """(curves of the chosen runs, summary table, message). Run names are checked to lie inside
+        runs_dir."""
+        selected = [selected] if isinstance(selected, str) else list(selected or [])
+        data, refused = {}, []
+        for name in selected:
+            try:
+                data[name] = runs.read_metrics(runs.inside(self.runs_dir, name))
+            except runs.RunError:
+                refused.append(name)
+        if x not in plots.X_LABELS or y not in METRICS_Y:
+            raise gr.Error(f"x must be one of {list(plots.X_LABELS)} and y one of {METRICS_Y}")
+        msg = ""
+        if refused:
+            msg = f"⚠️ refused (outside the runs directory {self.runs_dir}): {', '.join(map(html.escape, refused))}"
+            gr.Warning(msg)
+        elif not selected:
+            msg = (f"No run chosen. Runs with metrics under `{self.runs_dir}`: "
+                   f"{', '.join(self.metric_runs()) or 'none yet - start one with `workbench pretrain`'}")
+        return plots.training_curves(data, x=x, y=y.split("+")), _summary_rows(data), msg
+
+    # -- classification ------------------------------------------------------------------------------
+    def classify_view(self, text: str, model: str) -> tuple[dict, str]:
+        try:
+            m, tok = self.classifiers.get(self.resolve_choice(model, allowed_extra=self.classifier_path))
+            return inspection.classify(m, tok, text or ""), ""
+        except inspection.InspectionError as e:
+            gr.Warning(str(e))
+            return {}, f"⚠️ {html.escape(str(e))}"
+
+
+def _token_index(token: Optional[str], n: int) -> Optional[int]:
+    try:
+        i = int(str(token).split(":", 1)[0])
+    except (TypeError, ValueError):
+        return None
+    return i if 0 <= i < n else None
+
+
+def _reconstruction_html(rows: list[dict]) -> str:
+    """The sentence as the model rebuilds it: predicted positions green when right, red when wrong
+    (hover shows the original)."""
+    chips = []
+    for r in rows:
+        if r.get("predicted"):
+            ok = r.get("correct")
+            style = f"background:{'#bbf7d0' if ok else '#fecaca'};border:2px solid #111"
+            label = r["prediction"] if ok else f"{r['prediction']} ≠ {r['original']}"
+            title = f"original: {r['original']}, model: {r['prediction']}"
+        else:
+            style, label, title = "background:#f3f4f6;border:1px solid #ddd", r["original"], ""
+        chips.append(f'<span class="recon-chip" title="{html.escape(title)}" style="display:inline-block;margin:2px;padding:2px 5px;'
+                     f'border-radius:4px;font-family:monospace;{style}">{html.escape(label)}</span>')
+    return ("<div>" + "".join(chips) + '</div><div style="font-size:12px;margin-top:4px">green: the model restored '
+            "the original token &nbsp; red: it guessed wrong (guess ≠ original)</div>")
+
+
+def _summary_rows(data: dict[str, list[dict]]) -> list[list]:
+    out = []
+    for name, recs in data.items():
+        train = [r for r in recs if r.get("kind") == "train"]
+        ev = [r for r in recs if r.get("kind") == "eval"]
+        last_t, last_e = (train[-1] if train else {}), (ev[-1] if ev else {})
+        out.append([name, max((r.get("step", 0) for r in recs), default=0), max((r.get("tokens", 0) for r in recs), default=0),
+                    _round(last_t.get("loss")), _round(last_e.get("val_loss")), _round(last_e.get("val_perplexity")),
+                    _round(last_e.get("val_accuracy"))])
+    return out
+
+
+def _round(v: Any) -> Any:
+    return round(v, 4) if isinstance(v, float) else v
+
+
+# ---- the page ---------------------------------------------------------------------------------------
+
+def build_app(model: Optional[str | Path] = None, runs_dir: str | Path = "runs", classifier: Optional[str | Path] = None,
+              live_every: float = 10.0) -> gr.Blocks:
+    """The app's Blocks, not launched. `model`: the start model (a run, checkpoint or model dir; by
+    default assets/default-model, else the newest run); `classifier`: a fine-tuned classifier for the
+    Classify tab (otherwise classifier runs under runs_dir are offered, and the tab is hidden when
+    there are none); `live_every`: seconds between live refreshes of the training curves."""
+    wb = Workbench(model, runs_dir, classifier)
+    mask = wb.mask_token()
+    layers, heads = _shape_of(wb)
+    with gr.Blocks(title="Pretraining Workbench") as demo:
+        demo.workbench = wb  # tests and notebooks reach the handlers through it
+        # Data endpoints first: later events default their api names to their function names, and
+        # gradio renames a clashing endpoint (training_plot -> training_plot_5) instead of failing.
+        gr.api(_typed_fill_mask(wb), api_name="fill_mask")
+        gr.api(_typed_attention(wb), api_name="attention")
+        gr.api(_typed_training_plot(wb), api_name="training_plot")
+        gr.Markdown("# Pretraining Workbench\nLook inside a BERT-style masked language model.")
+        with gr.Row():
+            picker = gr.Dropdown(choices=wb.model_choices(), value=wb.model_path, label="Model",
+                                 info=f"the start model or a run under {wb.runs_dir}", allow_custom_value=True, scale=4)
+            reload_btn = gr.Button("↻ rescan runs", scale=1)
+        model_info = gr.Markdown(wb.describe(None) if wb.model_path else f"⚠️ {NO_MODEL_HELP}")
+
+        with gr.Tab("Fill-mask", id="fill"):
+            fm_text = gr.Textbox(label="Text", placeholder=f"Type a sentence with {mask}, e.g. {EXAMPLES[0].format(mask=mask)}",
+                                 value=EXAMPLES[0].format(mask=mask), elem_id="fill-text")
+            with gr.Row():
+                fm_k = gr.Slider(1, 20, value=5, step=1, label="top-k")
+                fm_btn = gr.Button("Predict", variant="primary")
+            examples = gr.Examples([[e.format(mask=mask)] for e in EXAMPLES], inputs=[fm_text], label="Examples")
+            fm_msg = gr.Markdown(elem_id="fill-message")
+            fm_plot = gr.Plot(label="Probabilities", elem_id="fill-plot")
+            fm_table = gr.Dataframe(headers=["mask", "rank", "token", "probability"], label="Predictions",
+                                    interactive=False, elem_id="fill-table")
+
+        with gr.Tab("Attention", id="attention"):
+            at_text = gr.Textbox(label="Sentence", value=ATTENTION_EXAMPLE, elem_id="attention-text")
+            with gr.Row():
+                at_layer = gr.Slider(1, layers, value=1, step=1, label="Layer")
+                at_head = gr.Dropdown([AVERAGE] + [str(h) for h in range(1, heads + 1)], value=AVERAGE, label="Head")
+                at_token = gr.Dropdown([ALL_TOKENS], value=ALL_TOKENS, label="Selected token (head view and bars)", allow_custom_value=True)
+                at_btn = gr.Button("Show attention", variant="primary")
+            at_msg = gr.Markdown()
+            with gr.Row():
+                at_heat = gr.Plot(label="Attention map", elem_id="attention-heatmap")
+                at_view = gr.Plot(label="Head view", elem_id="attention-headview")
+            at_bar = gr.Plot(label="Attention of the selected token")
+            at_grid = gr.Plot(label="All heads of the layer")
+
+        with gr.Tab("Masking playground", id="masking"):
+            mk_text = gr.Textbox(label="Sentence", value=MASKING_EXAMPLE)
+            with gr.Row():
+                mk_rate = gr.Slider(0.05, 0.9, value=0.15, step=0.05, label="masking rate")
+                mk_strategy = gr.Radio(["token", "whole_word", "span"], value="token", label="strategy")
+                mk_seed = gr.Number(value=0, precision=0, label="seed")
+            with gr.Row():
+                mk_mask = gr.Slider(0, 1, value=0.8, step=0.05, label="share replaced by the mask token")
+                mk_random = gr.Slider(0, 1, value=0.1, step=0.05, label="share replaced by a random token (the rest is kept)")
+            mk_btn = gr.Button("Corrupt and reconstruct", variant="primary")
+            mk_msg = gr.Markdown()
+            gr.Markdown("**What the model sees**")
+            mk_input = gr.HTML()
+            gr.Markdown("**What the model puts back**")
+            mk_recon = gr.HTML()
+
+        with gr.Tab("Training", id="training"):
+            metric_runs = wb.metric_runs()
+            with gr.Row():
+                tr_runs = gr.Dropdown(metric_runs, value=metric_runs[:1], multiselect=True, label=f"Runs under {wb.runs_dir}", scale=3)
+                tr_x = gr.Radio(list(plots.X_LABELS), value="step", label="x axis")
+                tr_y = gr.Dropdown(METRICS_Y, value="loss", label="metric")
+            with gr.Row():
+                tr_refresh = gr.Button("Refresh")
+                tr_live = gr.Checkbox(value=True, label=f"live refresh every {live_every:g} s")
+            tr_msg = gr.Markdown()
+            tr_plot = gr.Plot(label="Curves", elem_id="training-plot")
+            tr_table = gr.Dataframe(headers=["run", "step", "tokens", "train loss", "val loss", "val perplexity", "val accuracy"],
+                                    label="Latest values", interactive=False)
+            timer = gr.Timer(live_every, active=True)
+
+        classifiers = ([(f"{classifier} (start classifier)", str(classifier))] if classifier else []) + \
+                      [(f"runs: {n}", n) for n in wb.classifier_runs()]
+        if classifiers:
+            with gr.Tab("Classify", id="classify"):
+                cl_model = gr.Dropdown(classifiers, value=classifiers[0][1], label="Classifier")
+                cl_text = gr.Textbox(label="Text")
+                cl_btn = gr.Button("Classify", variant="primary")
+                cl_msg = gr.Markdown()
+                cl_out = gr.Label(label="Label probabilities", num_top_classes=10)
+            cl_btn.click(wb.classify_view, [cl_text, cl_model], [cl_out, cl_msg], api_name="classify")
+            cl_text.submit(wb.classify_view, [cl_text, cl_model], [cl_out, cl_msg], api_visibility="private")
+
+        # -- events --------------------------------------------------------------------------------
+        fm_inputs, fm_outputs = [fm_text, fm_k, picker], [fm_plot, fm_table, fm_msg]
+        fm_btn.click(wb.fill_mask_view, fm_inputs, fm_outputs, api_name="fill_mask_view")
+        fm_text.submit(wb.fill_mask_view, fm_inputs, fm_outputs, api_visibility="private")
+        # As-you-type: only the latest pending keystroke runs; no toast while the sentence is unfinished.
+        typing = dict(trigger_mode="always_last", show_progress="hidden", api_visibility="private")
+        quiet = lambda t, k, m: wb.fill_mask_view(t, k, m, warn=False)  # noqa: E731
+        fm_text.change(quiet, fm_inputs, fm_outputs, **typing)
+        fm_k.release(quiet, fm_inputs, fm_outputs, **typing)
+
+        at_inputs = [at_text, at_layer, at_head, at_token, picker]
+        at_outputs = [at_heat, at_grid, at_view, at_bar, at_token, at_msg]
+        at_btn.click(wb.attention_view, at_inputs, at_outputs, api_name="attention_view")
+        at_text.submit(wb.attention_view, at_inputs, at_outputs, api_visibility="private")
+        for control in (at_layer, at_head, at_token):  # .input: user changes only, not our own updates
+            control.input(lambda *a: wb.attention_view(*a, warn=False), at_inputs, at_outputs, **typing)
+
+        mk_inputs = [mk_text, mk_rate, mk_strategy, mk_mask, mk_random, mk_seed, picker]
+        mk_btn.click(wb.masking_view, mk_inputs, [mk_input, mk_recon, mk_msg], api_name="masking")
+        mk_text.submit(wb.masking_view, mk_inputs, [mk_input, mk_recon, mk_msg], api_visibility="private")
+
+        tr_inputs, tr_outputs = [tr_runs, tr_x, tr_y], [tr_plot, tr_table, tr_msg]
+        tr_refresh.click(lambda sel: gr.update(choices=wb.metric_runs(), value=sel), [tr_runs], [tr_runs],
+                         api_visibility="private").then(wb.training_plot, tr_inputs, tr_outputs, api_visibility="private")
+        for control in (tr_runs, tr_x, tr_y):
+            control.change(wb.training_plot, tr_inputs, tr_outputs, api_visibility="private", trigger_mode="always_last")
+        timer.tick(wb.training_plot, tr_inputs, tr_outputs, api_visibility="private", show_progress="hidden")
+        tr_live.change(lambda on: gr.Timer(active=on), [tr_live], [timer], api_visibility="private")
+
+        def on_model(choice):
+            tok_mask = wb.mask_token(choice)
+            lay, hd = _shape_of(wb, choice)
+            return (wb.describe(choice),
+                    gr.update(placeholder=f"Type a sentence with {tok_mask}, e.g. {EXAMPLES[0].format(mask=tok_mask)}"),
+                    gr.update(maximum=lay, value=1), gr.update(choices=[AVERAGE] + [str(h) for h in range(1, hd + 1)], value=AVERAGE))
+
+        picker.change(on_model, [picker], [model_info, fm_text, at_layer, at_head], api_visibility="private")
+        reload_btn.click(lambda c: gr.update(choices=wb.model_choices(), value=c), [picker], [picker], api_visibility="private")
+
+        demo.load(wb.fill_mask_view, fm_inputs, fm_outputs, api_visibility="private")
+        demo.load(wb.training_plot, tr_inputs, tr_outputs, api_visibility="private")
+    return demo
+
+
+# gr.api reads the signature and type hints of the function it exposes, so each endpoint is a plain
+# typed function rather than a bound method with `self`.
+def _typed_fill_mask(wb: Workbench):
+    def fill_mask(text: str, top_k: int = 5, model: str = "") -> dict:
+        """Top-k fillers for each mask token in the text."""
+        return wb.fill_mask_api(text, top_k, model)
+    return fill_mask
+
+
+def _typed_attention(wb: Workbench):
+    def attention(text: str, model: str = "") -> dict:
+        """All attention weights of the text: shape [layers, heads, seq, seq]."""
+        return wb.attention_api(text, model)
+    return attention
+
+
+def _typed_training_plot(wb: Workbench):
+    def training_plot(run_names: list[str], x: str = "step", y: str = "loss") -> dict:
+        """Curves of the named runs as data: {run: {"x": [...], "y": [...]}} plus the plotly figure JSON."""
+        fig, _, msg = wb.training_plot(run_names, x, y)
+        return {"series": {t.name: {"x": list(t.x), "y": list(t.y)} for t in fig.data}, "x": x, "y": y,
+                "message": msg, "figure": fig.to_json()}
+    return training_plot
+
+
+def _shape_of(wb: Workbench, choice: Optional[str] = None) -> tuple[int, int]:
+    """(layers, heads) of the chosen model, for the attention selectors; (1, 1) without a model."""
+    try:
+        c = wb.mlm(choice)[0].config
+        return int(c.num_hidden_layers), int(c.num_attention_heads)
+    except inspection.InspectionError:
+        return 1, 1
+
+
+def launch(model: Optional[str | Path] = None, runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: int = 7860,
+           share: bool = False, classifier: Optional[str | Path] = None, **launch_kwargs: Any):
+    """Build and serve the app (what `workbench app` runs). Loopback only unless `host` says
+    otherwise; no public share link unless asked."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host}: anyone who can reach this machine can use the app")
+    demo = build_app(model, runs_dir, classifier)
+    demo.queue(default_concurrency_limit=2)
+    return demo.launch(server_name=host, server_port=port, share=share, **launch_kwargs)
