@@ -76,7 +76,7 @@ MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
 
 @dataclass
 class ModelConfig:
-    preset: str = "mini"
+    size: str = "mini"  # a key of MODEL_PRESETS
     layers: Optional[int] = None  # overrides of the preset
     hidden: Optional[int] = None
     heads: Optional[int] = None
@@ -86,9 +86,9 @@ class ModelConfig:
     init_from: Optional[str] = None  # continue pre-training from a local directory or hub id
 
     def resolved(self) -> tuple[int, int, int, int]:
-        if self.preset not in MODEL_PRESETS:
-            raise ConfigError(f"unknown model preset {self.preset!r}; known: {', '.join(MODEL_PRESETS)}")
-        layers, hidden, heads, ff = MODEL_PRESETS[self.preset]
+        if self.size not in MODEL_PRESETS:
+            raise ConfigError(f"unknown model size {self.size!r}; known: {', '.join(MODEL_PRESETS)}")
+        layers, hidden, heads, ff = MODEL_PRESETS[self.size]
         hidden = self.hidden or hidden
         heads = self.heads or heads
         if hidden % heads:
@@ -139,11 +139,11 @@ class PretrainConfig:
 
 # Run presets: a name -> overrides applied to a default PretrainConfig.
 PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"model": {"preset": "tiny"}, "train": {"lr": 2e-3, "batch_size": 32, "seq_len": 128}},
-    "mini": {"model": {"preset": "mini"}, "train": {"lr": 1e-3, "batch_size": 32, "seq_len": 128}},
-    "small": {"model": {"preset": "small"}, "train": {"lr": 5e-4, "batch_size": 64, "seq_len": 128}},
-    "medium": {"model": {"preset": "medium"}, "train": {"lr": 5e-4, "batch_size": 128, "seq_len": 128}},
-    "base": {"model": {"preset": "base"}, "train": {"lr": 1e-4, "batch_size": 256, "seq_len": 128},
+    "tiny": {"model": {"size": "tiny"}, "train": {"lr": 2e-3, "batch_size": 32, "seq_len": 128}},
+    "mini": {"model": {"size": "mini"}, "train": {"lr": 1e-3, "batch_size": 32, "seq_len": 128}},
+    "small": {"model": {"size": "small"}, "train": {"lr": 5e-4, "batch_size": 64, "seq_len": 128}},
+    "medium": {"model": {"size": "medium"}, "train": {"lr": 5e-4, "batch_size": 128, "seq_len": 128}},
+    "base": {"model": {"size": "base"}, "train": {"lr": 1e-4, "batch_size": 256, "seq_len": 128},
              "tokenizer": {"vocab_size": 30522}},
 }
 
@@ -243,7 +243,7 @@ def _leaves(cls: type, prefix: str = "") -> list[tuple[str, Any, Any]]:
 
 # When two sections share a field name, the section named here keeps the short flag
 # (`--seed` is the training seed; the masking seed is `--masking-seed`).
-_SHORT_FLAG_OWNER = {"seed": "train.seed", "preset": "model.preset"}
+_SHORT_FLAG_OWNER = {"seed": "train.seed"}
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
@@ -255,7 +255,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         counts[dotted.rsplit(".", 1)[-1]] = counts.get(dotted.rsplit(".", 1)[-1], 0) + 1
     for dotted, t, default in leaves:
         name = dotted.rsplit(".", 1)[-1]
-        if dotted in skip or name in skip:
+        if dotted in skip or any(dotted.startswith(prefix + ".") for prefix in skip):
             continue
         if counts[name] > 1 and _SHORT_FLAG_OWNER.get(name) != dotted:
             flag = "--" + dotted.replace(".", "-").replace("_", "-")

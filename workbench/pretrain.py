@@ -216,13 +216,14 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
     t0 = time.perf_counter()
     corpus = corpus if corpus is not None else load_corpus(cfg.data, seed=cfg.train.seed)
     tok_dir = run_dir / runs.TOKENIZER
-    if resume and tok_dir.exists():
-        tokenizer = load_tokenizer(tok_dir)
-    else:
-        tokenizer = prepare_tokenizer(cfg, corpus)
+    if not (resume and tok_dir.exists()):
+        # Trained once, on the main process: `tokenizers` breaks frequency ties in hash order, so
+        # two trainings on the same text can differ slightly; every process loads the saved one.
         if accelerator.is_main_process:
-            tokenizer.save_pretrained(str(tok_dir))
+            prepare_tokenizer(cfg, corpus).save_pretrained(str(tok_dir))
             save_config(cfg, run_dir / runs.CONFIG)
+        accelerator.wait_for_everyone()
+    tokenizer = load_tokenizer(tok_dir)
     with accelerator.main_process_first():
         train_blocks = make_blocks(corpus["train"], tokenizer, cfg.train, "tokenize train")
         val_blocks = make_blocks(corpus["validation"], tokenizer, cfg.train, "tokenize validation")
@@ -244,3 +245,27 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
     summary["parameters"] = parameter_count(model)
     summary["run_dir"] = str(run_dir)
     return summary
+
+
+def evaluate_mlm(model_path: str | Path, cfg: Optional[PretrainConfig] = None, batches: int = 50,
+                 split: str = "validation") -> dict:
+    """Validation MLM loss, perplexity and masked-token accuracy of a saved model (a run directory,
+    a checkpoint or any masked-LM directory) on a corpus, with the same fixed masks as training."""
+    from transformers import AutoModelForMaskedLM
+
+    from .training import make_accelerator
+
+    cfg = cfg or PretrainConfig()
+    model_dir, tok_dir = runs.resolve_model_dir(model_path)
+    tokenizer = load_tokenizer(tok_dir)
+    model = AutoModelForMaskedLM.from_pretrained(str(model_dir))
+    corpus = load_corpus(cfg.data, seed=cfg.train.seed)
+    blocks = make_blocks(corpus[split], tokenizer, cfg.train, f"tokenize {split}")
+    task = MLMTask(blocks, blocks, Masker.from_tokenizer(tokenizer, cfg.masking), batch_size=1,
+                   seed=cfg.train.seed, eval_batches=batches)
+    accelerator = make_accelerator(cfg.train)
+    module = accelerator.prepare(task.training_module(model))
+    module.eval()
+    with torch.no_grad(), accelerator.autocast():
+        metrics = task.evaluate(module, accelerator)
+    return {"model": str(model_dir), "split": split, "sequences": len(task.val_fixed["input_ids"]), **metrics}

@@ -1,0 +1,232 @@
+"""The `workbench` command. Every command is a thin layer over a package function; flags come from
+the same typed configs the Python API uses (`workbench.config`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import config as C
+
+EXAMPLES = """examples:
+  workbench corpus-stats                               statistics of the default corpus
+  workbench train-tokenizer --out tok --vocab-size 8192
+  workbench pretrain --preset mini --time-budget 10m --out runs/mini
+  workbench pretrain --out runs/mini --resume          continue an interrupted run
+  workbench evaluate runs/mini
+  workbench fill-mask runs/mini "the [MASK] of the united states"
+  workbench finetune runs/mini --task sentiment
+  workbench benchmark runs/mini
+  workbench app --runs runs
+"""
+
+
+def _pretrain_config(args: argparse.Namespace) -> C.PretrainConfig:
+    cfg = C.preset(args.preset) if args.preset else C.PretrainConfig()
+    if args.config:
+        cfg = C.load_config_file(args.config, C.PretrainConfig, base=cfg)
+    return C.from_dict(C.PretrainConfig, C.overrides_from_args(args, C.PretrainConfig), cfg)
+
+
+def _add_common_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=list(C.PRETRAIN_PRESETS), help="size preset: model size with matching learning rate and batch")
+    p.add_argument("--config", help="a YAML or JSON file with (part of) the configuration; flags override it")
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+def cmd_corpus_stats(args) -> int:
+    from .data import corpus_stats, load_corpus
+
+    cfg = _pretrain_config(args)
+    corpus = load_corpus(cfg.data, seed=cfg.train.seed)
+    tokenizer = None
+    if args.tokenizer:
+        from .tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(args.tokenizer)
+    out = {}
+    for split in corpus:
+        if len(corpus[split]) == 0:
+            continue
+        stats = corpus_stats(corpus[split]["text"], tokenizer)
+        out[split] = stats.as_dict()
+        if not args.json:
+            print(f"== {split}\n{stats.table()}\n")
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_train_tokenizer(args) -> int:
+    from .data import iter_texts, load_corpus
+    from .tokenizer import tokenizer_report, train_tokenizer
+
+    cfg = _pretrain_config(args)
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise C.ConfigError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
+    corpus = load_corpus(cfg.data, seed=cfg.train.seed)
+    t0 = time.perf_counter()
+    tok = train_tokenizer(iter_texts(corpus), cfg.tokenizer, length=len(corpus["train"]))
+    tok.save_pretrained(str(out))
+    print(f"trained a {cfg.tokenizer.algorithm} tokenizer in {time.perf_counter() - t0:.1f}s -> {out}")
+    print(tokenizer_report(tok, corpus["validation"]["text"]).table())
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from .pretrain import pretrain
+
+    cfg = _pretrain_config(args)
+    out = args.out or f"runs/{args.preset or cfg.model.size}-{time.strftime('%Y%m%d-%H%M%S')}"
+    summary = pretrain(cfg, out, resume=args.resume, overwrite=args.overwrite)
+    print(json.dumps(summary, indent=2))
+    print(f"\nrun directory: {out}\ntry: workbench fill-mask {out} \"the [MASK] of the united states\"")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .pretrain import evaluate_mlm
+
+    run_config = Path(args.model) / "config.json"
+    cfg = _pretrain_config(args)
+    if run_config.exists() and "train" in json.loads(run_config.read_text()):
+        cfg = C.from_dict(C.PretrainConfig, C.overrides_from_args(args, C.PretrainConfig), C.load_config_file(run_config))
+    print(json.dumps(evaluate_mlm(args.model, cfg, batches=args.batches), indent=2))
+    return 0
+
+
+def cmd_fill_mask(args) -> int:
+    from .inspection import fill_mask, load_mlm
+
+    model, tokenizer = load_mlm(args.model)
+    text = args.text.replace("[MASK]", tokenizer.mask_token) if tokenizer.mask_token != "[MASK]" else args.text
+    result = fill_mask(model, tokenizer, text, top_k=args.top_k)
+    predictions = result["predictions"] if isinstance(result, dict) else result
+    if args.json:
+        print(json.dumps(result if isinstance(result, dict) else {"predictions": result}, indent=2))
+        return 0
+    if isinstance(result, dict) and result.get("notice"):
+        print(f"note: {result['notice']}")
+    for i, preds in enumerate(predictions, 1):
+        print(f"mask {i}:" if len(predictions) > 1 else "")
+        print(f"  {'rank':>4}  {'token':<20} {'probability':>11}")
+        for rank, p in enumerate(preds, 1):
+            bar = "#" * round(p["score"] * 30)
+            print(f"  {rank:>4}  {p['token']:<20} {p['score']:>11.4f}  {bar}")
+    return 0
+
+
+def cmd_app(args) -> int:
+    from .app import launch
+
+    launch(model=args.model, runs_dir=args.runs, host=args.host, port=args.port, share=args.share)
+    return 0
+
+
+# ---- parser --------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench", description="Understand and do BERT-style pre-training: data, tokenizer, masking, "
+        "pre-training, fine-tuning and inspection, on a laptop CPU or a GPU.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("corpus-stats", help="documents, characters, words, tokens and length distribution of a corpus",
+                       description="Statistics of the corpus given by --data (default: the embedded news corpus).")
+    _add_common_config(p)
+    C.add_arguments(p, C.PretrainConfig, skip=("tokenizer", "train", "masking", "model", "objective"))
+    p.add_argument("--tokenizer", help="a tokenizer directory or hub name, to count tokens too")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_corpus_stats)
+
+    p = sub.add_parser("train-tokenizer", help="train a WordPiece/BPE/Unigram tokenizer on a corpus",
+                       description="Train a tokenizer with BERT's special tokens and save it in the transformers layout.")
+    _add_common_config(p)
+    C.add_arguments(p, C.PretrainConfig, skip=("train", "masking", "model", "objective"))
+    p.add_argument("--out", required=True, help="directory to save the tokenizer to")
+    p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
+    p.set_defaults(func=cmd_train_tokenizer)
+
+    p = sub.add_parser("pretrain", help="pre-train a masked language model",
+                       description="Pre-train a BERT masked language model from scratch (or continue from --init-from). "
+                       "Stop by --max-steps, --epochs or --time-budget (the learning-rate schedule follows the budget).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_common_config(p)
+    p.add_argument("--out", help="run directory (default: runs/PRESET-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start over in an existing --out (the old one is moved to OUT.old-N)")
+    C.add_arguments(p, C.PretrainConfig)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("evaluate", help="validation loss, perplexity and masked-token accuracy of a model",
+                       description="Evaluate a run, checkpoint or masked-LM directory on the validation split with fixed masks.")
+    p.add_argument("model", help="run directory, checkpoint or model directory")
+    p.add_argument("--batches", type=int, default=50, help="validation batches of 64 sequences")
+    _add_common_config(p)
+    C.add_arguments(p, C.PretrainConfig, skip=("tokenizer", "train", "masking", "model", "objective"))
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("fill-mask", help="top-k predictions for a text with [MASK]",
+                       description="Predict the masked tokens of TEXT ([MASK] is translated to the model's own mask token).")
+    p.add_argument("model", help="run directory, model directory or hub id")
+    p.add_argument("text", help='e.g. "the [MASK] of the united states"')
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_fill_mask)
+
+    p = sub.add_parser("app", help="the Gradio app: fill-mask, attention, masking playground, training curves",
+                       description="Start the Gradio app on 127.0.0.1 (no public link unless --share).")
+    p.add_argument("--model", help="model or run directory, or hub id (default: the shipped assets/default-model)")
+    p.add_argument("--runs", default="runs", help="directory whose runs the app may list and open")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="ask gradio for a public share link (off by default)")
+    p.set_defaults(func=cmd_app)
+
+    _add_finetune_commands(sub)
+    return parser
+
+
+def _add_finetune_commands(sub) -> None:
+    try:
+        from . import finetune
+    except ImportError:
+        return
+    for name in ("finetune", "classify", "benchmark"):
+        hook = getattr(finetune, f"add_{name}_command", None)
+        if hook is not None:
+            hook(sub)
+
+
+def _short_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.formatwarning = _short_warning
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, OSError) as e:
+        # Our own errors (CorpusError, ConfigError, RunError, ...) are ValueErrors with a clear message.
+        print(f"workbench {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
