@@ -367,7 +367,7 @@ def build_app(model: Optional[str | Path] = None, runs_dir: str | Path = "runs",
         with gr.Tab("Attention", id="attention"):
             at_text = gr.Textbox(label="Sentence", value=ATTENTION_EXAMPLE, elem_id="attention-text")
             with gr.Row():
-                at_layer = gr.Slider(1, layers, value=1, step=1, label="Layer")
+                at_layer = gr.Slider(1, max(layers, 2), value=1, step=1, label="Layer")  # a slider needs min < max; views clamp
                 at_head = gr.Dropdown([AVERAGE] + [str(h) for h in range(1, heads + 1)], value=AVERAGE, label="Head")
                 at_token = gr.Dropdown([ALL_TOKENS], value=ALL_TOKENS, label="Selected token (head view and bars)", allow_custom_value=True)
                 at_btn = gr.Button("Show attention", variant="primary")
@@ -455,7 +455,7 @@ def build_app(model: Optional[str | Path] = None, runs_dir: str | Path = "runs",
             lay, hd = _shape_of(wb, choice)
             return (wb.describe(choice),
                     gr.update(placeholder=f"Type a sentence with {tok_mask}, e.g. {EXAMPLES[0].format(mask=tok_mask)}"),
-                    gr.update(maximum=lay, value=1), gr.update(choices=[AVERAGE] + [str(h) for h in range(1, hd + 1)], value=AVERAGE))
+                    gr.update(maximum=max(lay, 2), value=1), gr.update(choices=[AVERAGE] + [str(h) for h in range(1, hd + 1)], value=AVERAGE))
 
         picker.change(on_model, [picker], [model_info, fm_text, at_layer, at_head], api_visibility="private")
         reload_btn.click(lambda c: gr.update(choices=wb.model_choices(), value=c), [picker], [picker], api_visibility="private")
