@@ -247,7 +247,7 @@ def load_corpus(cfg: DataConfig | None = None, seed: int = 0) -> datasets.Datase
             local.append(spec)
     if local:
         groups = _expand_paths(local)
-        for f, n in _check_utf8([f for fs in groups.values() for f in fs]).items():
+        for f, n in _check_utf8([f for kind, fs in groups.items() if kind != "parquet" for f in fs]).items():
             warnings.warn(f"{f}: {n} bytes are not valid UTF-8 and were replaced by U+FFFD", stacklevel=2)
         for kind, files in groups.items():
             loaded = _load_text_files(files) if kind == "text" else _load_table_files(kind, files, cfg.text_column)

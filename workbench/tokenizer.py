@@ -63,6 +63,7 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig | None = None, le
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
         mask_token="[MASK]", model_max_length=512,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],  # segment ids for sentence pairs
     )
 
 
