@@ -1,0 +1,125 @@
+"""The app in a real browser (Debian's chromium driven by Playwright): type a sentence with a mask and
+read the predictions off the page, then see a plotly heatmap on the attention tab. Screenshots go to
+test-artifacts/ (git-ignored)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from test_app import fake_metrics, free_port
+from test_inspection import tiny_bert_dir
+from workbench import inspection
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """`workbench.app.launch` in a subprocess on a free loopback port (as `workbench app` runs it)."""
+    runs_dir = tmp_path_factory.mktemp("browser") / "runs"
+    fake_metrics(runs_dir / "demo")
+    shutil.copytree(tiny_bert_dir(), runs_dir / "demo" / "model")
+    port = free_port()
+    code = f"from workbench.app import launch; launch({str(runs_dir / 'demo')!r}, {str(runs_dir)!r}, port={port})"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the app exited with {proc.returncode}:\n{proc.stdout.read()}")
+            try:
+                if urllib.request.urlopen(url, timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail("the app did not answer within 90 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium; run `make browser` to install it")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1300, "height": 1200})
+        pg.set_default_timeout(30_000)
+        pg.goto(app_url)
+        yield pg
+        browser.close()
+
+
+def _table_rows(pg) -> list[list[str]]:
+    """The cells of the predictions table (gradio 6 draws the body as a virtual grid of divs)."""
+    return pg.eval_on_selector_all(
+        "#fill-table [role=row].virtual-row",
+        "rows => rows.map(r => Array.from(r.querySelectorAll('[role=gridcell]')).map(c => c.innerText.trim()))")
+
+
+def test_fill_mask_in_the_browser(page):
+    model, tok = inspection.load_mlm(tiny_bert_dir())
+    text = "police said the [MASK] was arrested on friday ."
+    expected = [c["token"] for c in inspection.fill_mask(model, tok, text, top_k=5).predictions[0]]
+
+    box = page.locator("#fill-text textarea")
+    assert "[MASK]" in box.get_attribute("placeholder")  # the model's own mask token is shown
+    box.fill("")
+    box.press_sequentially(text, delay=5)  # no Enter: results must come as you type
+    page.wait_for_function(
+        "tok => { const c = document.querySelector('#fill-table [data-testid=\"cell-0-2\"]');"
+        " return c && c.innerText.trim() === tok; }", arg=expected[0])
+    rows = _table_rows(page)
+    assert [r[2] for r in rows[:5]] == expected
+    assert [r[1] for r in rows[:5]] == ["1", "2", "3", "4", "5"]
+    assert page.locator("#fill-message").inner_text().startswith(f"mask 1: {expected[0]}")
+    assert page.locator("#fill-plot .js-plotly-plot").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "fill-mask.png"), full_page=True)
+
+    # a sentence without a mask: a readable message on the page, not a traceback
+    box.fill("a sentence without any mask")
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#fill-message').innerText.includes('no mask token')")
+    assert "Traceback" not in page.content()
+    page.screenshot(path=str(ARTIFACTS / "fill-mask-no-mask.png"), full_page=True)
+
+
+def test_attention_tab_shows_a_heatmap(page):
+    page.get_by_role("tab", name="Attention").click()
+    page.get_by_role("button", name="Show attention").click()
+    page.wait_for_selector("#attention-heatmap .js-plotly-plot")
+    page.wait_for_function("() => { const p = document.querySelector('#attention-heatmap .js-plotly-plot');"
+                           " return p && p.data && p.data.length > 0; }")
+    traces = page.evaluate("() => document.querySelector('#attention-heatmap .js-plotly-plot').data.map(t => t.type)")
+    assert traces == ["heatmap"]
+    title = page.evaluate("() => document.querySelector('#attention-heatmap .js-plotly-plot').layout.title.text")
+    assert "layer 1" in title and "average of all heads" in title
+    assert page.locator("#attention-headview .js-plotly-plot").count() == 1
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "attention.png"), full_page=True)
