@@ -1,0 +1,264 @@
+"""Fine-tuning on the shared engine: metrics, freezing strategies, exact resume, user tasks,
+classify, benchmark and learning curve, with a tiny model (2 layers, hidden 64)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from workbench import finetune as ft
+from workbench.finetune import FinetuneConfig, FinetuneError, classification_metrics
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 'pre-trained' run directory: WordPiece on 300 news documents + a tiny BertForMaskedLM."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from workbench.config import DataConfig, TokenizerConfig
+    from workbench.data import load_corpus
+    from workbench.tokenizer import train_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    corpus = load_corpus(DataConfig(max_documents=300))
+    tok = train_tokenizer(list(corpus["train"]["text"]), TokenizerConfig(vocab_size=2000))
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=128, max_position_embeddings=128, pad_token_id=tok.pad_token_id))
+    model.save_pretrained(str(root / "model"))
+    tok.save_pretrained(str(root / "model"))
+    return root
+
+
+def _cfg(run, task="trec", steps=6, **kw) -> FinetuneConfig:
+    cfg = FinetuneConfig(model=str(run), task=task, train_examples=kw.pop("train_examples", 64),
+                         eval_examples=kw.pop("eval_examples", 32), **kw)
+    cfg.train.batch_size = 16
+    cfg.train.max_steps = steps
+    cfg.train.seq_len = 32
+    cfg.train.lr = 1e-3
+    cfg.train.log_every = 1
+    cfg.train.threads = 1
+    return cfg
+
+
+# ---- metrics -------------------------------------------------------------------------------------
+
+def test_metrics_against_hand_computed_values():
+    y_true = [0, 0, 0, 1, 1, 2]
+    y_pred = [0, 0, 1, 1, 2, 2]
+    m = classification_metrics(y_true, y_pred, ["a", "b", "c"])
+    assert m["confusion"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    # a: p=2/2, r=2/3, f1=0.8; b: p=1/2, r=1/2, f1=0.5; c: p=1/2, r=1, f1=2/3
+    assert m["per_class"]["a"] == pytest.approx({"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3})
+    assert m["per_class"]["b"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert m["per_class"]["c"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1})
+    assert m["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert m["macro_precision"] == pytest.approx(2 / 3)
+
+
+def test_metrics_zero_division_and_absent_class():
+    m = classification_metrics([0, 0, 1, 1], [0, 0, 0, 0], ["x", "y", "z"])
+    assert m["per_class"]["y"]["precision"] == 0.0 and m["per_class"]["y"]["recall"] == 0.0
+    assert m["per_class"]["z"]["support"] == 0 and m["per_class"]["z"]["f1"] == 0.0
+    # x: p = 2/4, r = 1, f1 = 2/3; averaged over all three labels
+    assert m["macro_f1"] == pytest.approx((2 / 3) / 3)
+    assert m["accuracy"] == 0.5
+
+
+def test_confusion_figure():
+    fig = ft.confusion_figure(["a", "b"], [[3, 1], [0, 2]])
+    assert len(fig.data) == 1
+    assert np.asarray(fig.data[0].z).tolist() == [[3, 1], [0, 2]]
+
+
+# ---- a fine-tuning run, its outputs, classify -------------------------------------------------
+
+def test_finetune_run_outputs_and_classify(tiny_run, tmp_path):
+    out = tmp_path / "ft"
+    s = ft.finetune(_cfg(tiny_run, steps=8), out, progress=False)
+    for name in ("config.json", "metrics.jsonl", "summary.json", "test_metrics.json", "predictions_test.csv", "task.json"):
+        assert (out / name).is_file(), name
+    assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
+    assert list((out / "checkpoints").iterdir())
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [4, 8]  # once per epoch (64 examples / batch 16)
+    assert {"val_loss", "val_accuracy", "val_macro_f1"} <= set(evals[-1])
+    tm = json.loads((out / "test_metrics.json").read_text())
+    assert tm["examples"] == 520 and np.asarray(tm["confusion"]).sum() == 520
+    assert tm["labels"] == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+    assert s["test"]["accuracy"] == pytest.approx(tm["accuracy"])
+    with open(out / "predictions_test.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 520 and {"text", "label", "prediction", "correct", "p_HUM"} <= set(rows[0])
+    assert np.mean([int(r["correct"]) for r in rows]) == pytest.approx(tm["accuracy"])
+
+    probs = ft.classify(out, "Who wrote Hamlet ?")
+    assert set(probs) == set(tm["labels"]) and sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+    many = ft.classify(out / "model", ["Who wrote Hamlet ?", "Where is Paris ?", "x" * 2000])
+    assert len(many) == 3 and many[0] == pytest.approx(probs, abs=1e-5)
+
+
+# ---- freezing strategies --------------------------------------------------------------------------
+
+def _weights(path):
+    return load_file(str(path / "model" / "model.safetensors"))
+
+
+@pytest.mark.parametrize("strategy,freeze_layers", [("full", 0), ("frozen", 0), ("partial", 1)])
+def test_freezing_strategies(tiny_run, tmp_path, strategy, freeze_layers):
+    cfg = _cfg(tiny_run, steps=4, strategy=strategy, freeze_layers=freeze_layers)
+    initial, _ = ft.load_for_classification(str(tiny_run), ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"], seed=cfg.train.seed)
+    before = {k: v.clone() for k, v in initial.state_dict().items()}
+    s = ft.finetune(cfg, tmp_path / strategy, progress=False)
+    after = _weights(tmp_path / strategy)
+    frozen_prefixes = {"full": (), "frozen": ("bert.embeddings.", "bert.encoder.layer."),
+                       "partial": ("bert.embeddings.", "bert.encoder.layer.0.")}[strategy]
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    for k in after:
+        if k.startswith(frozen_prefixes):
+            assert k not in changed, f"{k} is frozen but changed"
+    trainable_expected = [k for k in after if not k.startswith(frozen_prefixes) and k.endswith("weight")]
+    assert all(k in changed for k in trainable_expected), set(trainable_expected) - changed
+    assert "classifier.weight" in changed and "bert.pooler.dense.weight" in changed
+    if strategy == "partial":
+        assert "bert.encoder.layer.1.attention.self.query.weight" in changed
+    if strategy != "full":
+        assert s["trainable_parameters"] < s["parameters"]
+
+
+def test_frozen_modules_stay_in_eval_mode(tiny_run):
+    model, _ = ft.load_for_classification(str(tiny_run), ["a", "b"])
+    frozen = ft.apply_strategy(model, "frozen")
+    module = ft.ClassificationLoss(model, frozen).train()
+    assert not model.bert.embeddings.training and not model.bert.encoder.layer[1].training
+    assert model.classifier.training and model.bert.pooler.training
+
+
+def test_bad_strategy_settings(tiny_run, tmp_path):
+    with pytest.raises(FinetuneError, match="strategy must be"):
+        FinetuneConfig(strategy="lora")
+    with pytest.raises(FinetuneError, match="freeze_layers >= 1"):
+        FinetuneConfig(strategy="partial")
+    assert FinetuneConfig(freeze_layers=2).strategy == "partial"
+    with pytest.raises(FinetuneError, match="only 2 layers"):
+        ft.finetune(_cfg(tiny_run, freeze_layers=5), tmp_path / "x", progress=False)
+
+
+# ---- exact resume ---------------------------------------------------------------------------------
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_exact_resume(tiny_run, tmp_path):
+    cfg = _cfg(tiny_run, steps=8)
+    cfg.train.save_every = 4
+    straight = ft.finetune(cfg, tmp_path / "a", progress=False)
+
+    def stop(kind, record):
+        if kind == "train" and record["step"] == 6:
+            raise _Interrupt()
+
+    with pytest.raises(_Interrupt):
+        ft.finetune(cfg, tmp_path / "b", progress=False, callbacks=(stop,))
+    assert not (tmp_path / "b" / "model").exists()
+    resumed = ft.finetune(cfg, tmp_path / "b", resume=True, progress=False)
+
+    def last_train(p):
+        recs = [json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()]
+        return [r for r in recs if r["kind"] == "train"][-1]
+
+    assert last_train(tmp_path / "a")["step"] == last_train(tmp_path / "b")["step"] == 8
+    assert last_train(tmp_path / "a")["loss"] == last_train(tmp_path / "b")["loss"]
+    assert straight["val_loss"] == resumed["val_loss"]
+    assert straight["test"] == resumed["test"]
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+# ---- user tasks, pairs, from scratch, bad input ------------------------------------------------
+
+def test_user_pair_task_and_from_scratch(tiny_run, tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(200):
+            same = i % 2 == 0
+            f.write(json.dumps({"a": f"the cat sat on mat {i}", "b": f"the cat sat on mat {i}" if same else f"stocks fell {i}",
+                                "y": "same" if same else "different"}) + "\n")
+    cfg = _cfg(tiny_run, task=str(path), text_column="a", text_pair_column="b", label_column="y", train_examples=None)
+    cfg.from_scratch = True
+    s = ft.finetune(cfg, tmp_path / "pair", progress=False)
+    assert s["from_scratch"] and s["task"] == "pairs"
+    # the scratch model does not start from the checkpoint's embeddings
+    pre = load_file(str(tiny_run / "model" / "model.safetensors"))
+    init, _ = ft.load_for_classification(str(tiny_run), ["different", "same"], from_scratch=True)
+    key = "bert.embeddings.word_embeddings.weight"
+    assert not torch.equal(init.state_dict()[key], pre[key])
+    p = ft.classify(tmp_path / "pair", ["the cat"], ["the cat"])
+    assert set(p[0]) == {"different", "same"}
+
+
+def test_bad_inputs(tiny_run, tmp_path):
+    with pytest.raises(FinetuneError, match="known tasks: sentiment, spam, trec, bbc"):
+        ft.finetune(_cfg(tiny_run, task="nope"), tmp_path / "x", progress=False)
+    with pytest.raises(FinetuneError, match="no such run or model directory"):
+        ft.finetune(_cfg(tmp_path / "missing"), tmp_path / "y", progress=False)
+    with pytest.raises(FinetuneError, match="fewer than one batch"):
+        ft.finetune(_cfg(tiny_run, train_examples=10), tmp_path / "z", progress=False)
+    with pytest.raises(FinetuneError, match="no model given"):
+        ft.finetune(FinetuneConfig(task="trec", train_examples=64), tmp_path / "w", progress=False)
+
+
+# ---- benchmark, learning curve, CLI helpers ---------------------------------------------------
+
+def test_tiny_benchmark(tiny_run, tmp_path):
+    bcfg = ft.BenchmarkConfig(tasks=["trec", "spam"], train_examples=48, eval_examples=16)
+    bcfg.train.max_steps, bcfg.train.batch_size, bcfg.train.seq_len, bcfg.train.threads = 3, 16, 32, 1
+    res = ft.benchmark(tiny_run, tmp_path / "bench", bcfg, verbose=False)
+    md = (tmp_path / "bench" / "benchmark.md").read_text()
+    data = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    assert [r["task"] for r in data["tasks"]] == ["trec", "spam"]
+    assert data["average"]["pretrained"] == pytest.approx(np.mean([r["pretrained"] for r in res["tasks"]]))
+    assert "| trec | accuracy |" in md and "| spam | macro_f1 |" in md and "average" in md and "from scratch" in md
+    assert (tmp_path / "bench" / "trec" / "scratch" / "test_metrics.json").is_file()
+    with pytest.raises(FinetuneError, match="exists"):
+        ft.benchmark(tiny_run, tmp_path / "bench", bcfg, verbose=False)
+
+
+def test_learning_curve(tiny_run, tmp_path):
+    cfg = _cfg(tiny_run, task="trec")
+    cfg.train.epochs = 1
+    results, fig = ft.learning_curve(tiny_run, "trec", sizes=(16, 32), cfg=cfg, min_steps=2, out_dir=tmp_path / "lc",
+                                     verbose=False)
+    assert [r["size"] for r in results] == [16, 32]
+    assert len(fig.data) == 2 and all(0 <= r["scratch"] <= 1 for r in results)
+    assert (tmp_path / "lc" / "learning_curve.json").is_file()
+
+
+def test_cli_helpers(tiny_run, tmp_path, capsys):
+    p = argparse.ArgumentParser()
+    ft.add_finetune_arguments(p)
+    args = p.parse_args([str(tiny_run), "--task", "trec", "--out", str(tmp_path / "cli"), "--train-examples", "32",
+                         "--max-steps", "2", "--batch-size", "16", "--seq-len", "32", "--strategy", "frozen", "--no-progress",
+                         "--eval-examples", "16"])
+    assert ft.run_finetune_cli(args) == 0
+    cfg = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert cfg["strategy"] == "frozen" and cfg["train"]["max_steps"] == 2 and cfg["train"]["lr"] == 2e-4
+    c = argparse.ArgumentParser()
+    ft.add_classify_arguments(c)
+    assert ft.run_classify_cli(c.parse_args([str(tmp_path / "cli"), "Who is he ?", "--json"])) == 0
+    assert json.loads(capsys.readouterr().out.split("model in")[-1].split("\n", 1)[1])[0]["text"] == "Who is he ?"
+    b = argparse.ArgumentParser()
+    ft.add_benchmark_arguments(b)
+    bargs = b.parse_args([str(tiny_run), "--tasks", "trec", "--no-scratch", "--max-steps", "5"])
+    bcfg = ft._cfg_from_args(bargs, ft.BenchmarkConfig)
+    assert bcfg.tasks == ["trec"] and not bcfg.scratch and bcfg.train.max_steps == 5 and bcfg.train.lr == 3e-4
