@@ -25,6 +25,7 @@ import gradio as gr
 
 from . import inspection, plots, runs
 from .config import ConfigError, MaskingConfig
+from .masking import html_masking
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default-model"
 NO_MODEL_HELP = ("No model to show yet. Train one with `workbench pretrain --preset mini --time-budget 2m --out runs/demo` "
@@ -244,8 +245,6 @@ class Workbench:
         except (inspection.InspectionError, ConfigError) as e:
             gr.Warning(str(e))
             return "", "", f"⚠️ {html.escape(str(e))}"
-        from .masking import html_masking
-
         n = sum(r["predicted"] for r in rec.rows)
         kinds = {k: sum(r["corruption"] == k for r in rec.rows) for k in ("mask", "random", "keep")}
         msg = (f"{n} of {len(rec.rows)} tokens to predict ({kinds['mask']} masked, {kinds['random']} random, "

@@ -11,7 +11,7 @@ pipeline's to float precision (tests/test_inspection.py measures it).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -259,7 +259,6 @@ class Reconstruction:
     rows: list[dict]
     accuracy: Optional[float]
     notice: Optional[str] = None
-    extra: dict = field(default_factory=dict)
 
 
 @torch.inference_mode()
