@@ -40,8 +40,8 @@ def pack(token_lists: Iterable[list[int]], seq_len: int, cls_id: int, sep_id: in
     """run_mlm's group_texts, with BERT's framing: documents are joined with [SEP], the stream is cut
     into pieces of seq_len-2 and each becomes [CLS] piece [SEP]. No padding anywhere; the
     incomplete tail is dropped. Returns int64 [blocks, seq_len]."""
-    if seq_len < 8:
-        raise ValueError(f"seq_len {seq_len} is too short for packing (need at least 8)")
+    if seq_len < 3:
+        raise ValueError(f"seq_len {seq_len} is too short for packing (need room for [CLS] and [SEP])")
     parts = []
     for ids in token_lists:
         if ids:
