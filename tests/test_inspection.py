@@ -7,6 +7,7 @@ test_browser.py import them and the models are built once per pytest run.
 from __future__ import annotations
 
 import functools
+import json
 import tempfile
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def test_fill_mask_equals_pipeline(bert, text):
     result = inspection.fill_mask(model, tok, text, top_k=7)
     _assert_same(result.predictions, ref)
     assert result.notice is None
+    assert result["predictions"] is result.predictions and json.loads(json.dumps(result))["tokens"] == result.tokens
     assert len(result.predictions) == text.count("[MASK]")
     assert all(len(p) == 7 for p in result.predictions)
     assert result.tokens[0] == "[CLS]" and result.tokens.count("[MASK]") == text.count("[MASK]")

@@ -135,15 +135,18 @@ def normalise_mask(text: str, tokenizer) -> tuple[str, Optional[str]]:
 
 # ---- fill-mask -----------------------------------------------------------------------------------
 
-@dataclass
-class FillMaskResult:
-    """`predictions[i]` lists the top-k candidates of the i-th mask, best first, each a dict
-    {token, token_id, score, sequence} (the fields of transformers' fill-mask pipeline, with
-    token_str/token renamed to token/token_id). `notice` says what was changed in the input."""
+class FillMaskResult(dict):
+    """{"predictions", "tokens", "notice"}, readable as a dict (JSON-ready, what `workbench fill-mask
+    --json` prints) or through attributes. `predictions[i]` lists the top-k candidates of the i-th
+    mask, best first, each {token, token_id, score, sequence} (the pipeline's token_str/token
+    renamed); `tokens` is the model input as tokens; `notice` says what was changed in the input."""
 
-    predictions: list[list[dict]]
-    tokens: list[str]
-    notice: Optional[str] = None
+    def __init__(self, predictions: list[list[dict]], tokens: list[str], notice: Optional[str] = None):
+        super().__init__(predictions=predictions, tokens=tokens, notice=notice)
+
+    predictions = property(lambda self: self["predictions"])
+    tokens = property(lambda self: self["tokens"])
+    notice = property(lambda self: self["notice"])
 
 
 @torch.inference_mode()
