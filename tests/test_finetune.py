@@ -262,3 +262,11 @@ def test_cli_helpers(tiny_run, tmp_path, capsys):
     bargs = b.parse_args([str(tiny_run), "--tasks", "trec", "--no-scratch", "--max-steps", "5"])
     bcfg = ft._cfg_from_args(bargs, ft.BenchmarkConfig)
     assert bcfg.tasks == ["trec"] and not bcfg.scratch and bcfg.train.max_steps == 5 and bcfg.train.lr == 3e-4
+    # the sub-command hooks workbench/cli.py looks for
+    top = argparse.ArgumentParser()
+    sub = top.add_subparsers(dest="command")
+    for name in ("finetune", "classify", "benchmark", "learning_curve"):
+        getattr(ft, f"add_{name}_command")(sub)
+    a = top.parse_args(["classify", str(tmp_path / "cli"), "Where is Rome ?"])
+    assert a.func(a) == 0 and "Where is Rome ?" in capsys.readouterr().out
+    assert top.parse_args(["finetune", "m", "--freeze-layers", "1"]).func is ft.run_finetune_cli

@@ -673,7 +673,7 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory (kept as RUN.old-N)")
     parser.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_arguments(parser, FinetuneConfig, skip=("model", "packing"))
+    add_arguments(parser, FinetuneConfig, skip=("model", "train.packing", "train.eval_batches"))
 
 
 def run_finetune_cli(args: argparse.Namespace) -> int:
@@ -715,7 +715,7 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="YAML/JSON file with BenchmarkConfig values")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per run")
-    add_arguments(parser, BenchmarkConfig, skip=("packing",))
+    add_arguments(parser, BenchmarkConfig, skip=("train.packing", "train.eval_batches"))
 
 
 def run_benchmark_cli(args: argparse.Namespace) -> int:
@@ -744,3 +744,35 @@ def run_learning_curve_cli(args: argparse.Namespace) -> int:
     fig.write_html(str(Path(args.out) / "learning_curve.html"), include_plotlyjs="cdn")
     print(f"written {Path(args.out) / 'learning_curve.json'} and learning_curve.html")
     return 0
+
+
+# ---- sub-command hooks: workbench/cli.py calls add_<name>_command(sub) when they exist -------------
+
+def add_finetune_command(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a model for text classification",
+                       description="Fine-tune a pre-trained run/model on a built-in task (sentiment, spam, trec, bbc), a "
+                       "CSV/JSONL file or folder, or hf:NAME; writes a run directory with metrics, checkpoints, the "
+                       "final classifier, test metrics and test predictions.")
+    add_finetune_arguments(p)
+    p.set_defaults(func=run_finetune_cli)
+
+
+def add_classify_command(sub) -> None:
+    p = sub.add_parser("classify", help="label probabilities of texts from a fine-tuned model",
+                       description="Classify TEXT(s) with a fine-tuned run directory, model directory or hub id.")
+    add_classify_arguments(p)
+    p.set_defaults(func=run_classify_cli)
+
+
+def add_benchmark_command(sub) -> None:
+    p = sub.add_parser("benchmark", help="fine-tune on every task, pre-trained vs from scratch (GLUE-style table)",
+                       description="Fine-tune MODEL and the same architecture from random weights on each task with the "
+                       "same budget; prints the table and writes benchmark.json and benchmark.md.")
+    add_benchmark_arguments(p)
+    p.set_defaults(func=run_benchmark_cli)
+
+
+def add_learning_curve_command(sub) -> None:
+    p = sub.add_parser("learning-curve", help="test score against training-set size, pre-trained vs from scratch")
+    add_learning_curve_arguments(p)
+    p.set_defaults(func=run_learning_curve_cli)
