@@ -224,17 +224,24 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
             save_config(cfg, run_dir / runs.CONFIG)
         accelerator.wait_for_everyone()
     tokenizer = load_tokenizer(tok_dir)
-    with accelerator.main_process_first():
-        train_blocks = make_blocks(corpus["train"], tokenizer, cfg.train, "tokenize train")
-        val_blocks = make_blocks(corpus["validation"], tokenizer, cfg.train, "tokenize validation")
     masker = Masker.from_tokenizer(tokenizer, cfg.masking)
-    task = MLMTask(train_blocks, val_blocks, masker, cfg.train.batch_size, seed=cfg.train.seed,
-                   eval_batches=cfg.train.eval_batches)
+    if cfg.objective != "mlm":  # MLM + a sentence-pair objective (NSP / SOP): workbench.objectives
+        from . import objectives
+
+        task = objectives.make_pair_task(corpus, tokenizer, masker, cfg)
+        units = f"{task.size():,} sentence pairs ({cfg.objective}) of up to {cfg.train.seq_len} tokens"
+    else:
+        with accelerator.main_process_first():
+            train_blocks = make_blocks(corpus["train"], tokenizer, cfg.train, "tokenize train")
+            val_blocks = make_blocks(corpus["validation"], tokenizer, cfg.train, "tokenize validation")
+        task = MLMTask(train_blocks, val_blocks, masker, cfg.train.batch_size, seed=cfg.train.seed,
+                       eval_batches=cfg.train.eval_batches)
+        units = f"{len(train_blocks['input_ids']):,} blocks of {cfg.train.seq_len} tokens"
     torch.manual_seed(cfg.train.seed)
-    model = build_mlm_model(cfg.model, tokenizer)
+    model = build_mlm_model(cfg.model, tokenizer, with_sentence_head=cfg.objective != "mlm")
     accelerator.print(
         f"corpus: {len(corpus['train']):,} train / {len(corpus['validation']):,} validation documents; "
-        f"{len(train_blocks['input_ids']):,} blocks of {cfg.train.seq_len} tokens; model: {parameter_count(model) / 1e6:.2f}M parameters; "
+        f"{units}; model: {parameter_count(model) / 1e6:.2f}M parameters; "
         f"prepared in {time.perf_counter() - t0:.1f}s"
     )
     summary = train(model, task, cfg.train, run_dir, resume=resume, callbacks=callbacks, accelerator=accelerator,
