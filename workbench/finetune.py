@@ -501,7 +501,7 @@ DEFAULT_TASKS = ("sentiment", "spam", "trec", "bbc")
 def _benchmark_train_defaults() -> TrainConfig:
     # sized for a 2-core CPU: mini model (4 layers, hidden 256), whole benchmark ~10 minutes
     return TrainConfig(batch_size=32, seq_len=128, packing=False, lr=3e-4, weight_decay=0.01, warmup=0.1,
-                       schedule="linear", epochs=3.0, max_steps=200, eval_every=0, log_every=20, save_every=0,
+                       schedule="linear", epochs=3.0, max_steps=150, eval_every=0, log_every=20, save_every=0,
                        keep_checkpoints=1)
 
 
