@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   workbench fill-mask runs/mini "the [MASK] of the united states"
   workbench finetune runs/mini --task sentiment
   workbench benchmark runs/mini
+  workbench learning-curve runs/mini --task sentiment
   workbench app --runs runs
 """
 
@@ -198,7 +199,7 @@ def _add_finetune_commands(sub) -> None:
         from . import finetune
     except ImportError:
         return
-    for name in ("finetune", "classify", "benchmark"):
+    for name in ("finetune", "classify", "benchmark", "learning_curve"):
         hook = getattr(finetune, f"add_{name}_command", None)
         if hook is not None:
             hook(sub)

@@ -1,0 +1,94 @@
+"""The `workbench` command: help texts, the pre-training path end to end, and clear errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from workbench.cli import build_parser, main
+
+COMMANDS = ["corpus-stats", "train-tokenizer", "pretrain", "evaluate", "fill-mask", "app", "finetune", "classify",
+            "benchmark", "learning-curve"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_help_lists_every_command_and_each_has_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    for cmd in COMMANDS:
+        assert cmd in top
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+        assert "usage: workbench " + cmd in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("workbench")
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "pretrain" in out.stdout
+
+
+def test_pretrain_flags_map_onto_the_typed_config():
+    from workbench.cli import _pretrain_config
+
+    args = build_parser().parse_args(["pretrain", "--preset", "small", "--time-budget", "10m", "--mlm-probability", "0.3",
+                                      "--mask-strategy", "whole_word", "--layers", "2", "--no-packing"])
+    cfg = _pretrain_config(args)
+    assert cfg.model.size == "small" and cfg.model.layers == 2
+    assert cfg.train.time_budget == "10m" and cfg.train.packing is False and cfg.train.lr == 5e-4
+    assert cfg.masking.mlm_probability == 0.3 and cfg.masking.mask_strategy == "whole_word"
+
+
+def test_pretrain_evaluate_fill_mask_end_to_end(tmp_path, tokenizer_dir):
+    run = tmp_path / "run"
+    out = run_cli("pretrain", "--preset", "tiny", "--max-documents", "100", "--max-steps", "6", "--batch-size", "8",
+                  "--seq-len", "64", "--eval-every", "3", "--eval-batches", "1", "--tokenizer-from", str(tokenizer_dir),
+                  "--out", str(run))
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = out.stdout[out.stdout.index("\n{") + 1: out.stdout.rindex("}") + 1]  # after the corpus/model line
+    assert json.loads(summary)["steps"] == 6
+    out = run_cli("fill-mask", str(run), "the [MASK] of the united states", "--json", "--top-k", "3")
+    assert out.returncode == 0, out.stderr[-2000:]
+    preds = json.loads(out.stdout)["predictions"]
+    assert len(preds) == 1 and len(preds[0]) == 3
+    assert preds[0][0]["score"] >= preds[0][1]["score"] >= preds[0][2]["score"]
+    table = run_cli("fill-mask", str(run), "the [MASK] of the united states")
+    assert table.returncode == 0 and "probability" in table.stdout
+    ev = run_cli("evaluate", str(run), "--batches", "1")
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert {"val_loss", "val_perplexity", "val_accuracy"} <= set(json.loads(ev.stdout))
+
+
+def test_train_tokenizer_command_refuses_to_overwrite(tmp_path):
+    out = run_cli("train-tokenizer", "--max-documents", "50", "--vocab-size", "1000", "--out", str(tmp_path / "tok"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "fertility" in out.stdout and (tmp_path / "tok" / "tokenizer.json").exists()
+    again = run_cli("train-tokenizer", "--max-documents", "50", "--out", str(tmp_path / "tok"))
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_bad_input_is_a_message_not_a_traceback(tmp_path):
+    cases = [
+        (["corpus-stats", "--data", str(tmp_path / "missing.txt")], "missing.txt: no such file"),
+        (["pretrain", "--preset", "tiny", "--time-budget", "ten minutes", "--out", str(tmp_path / "r")], "cannot read duration"),
+        (["fill-mask", str(tmp_path / "nothing"), "a [MASK]"], "nothing"),
+        (["pretrain", "--config", str(tmp_path / "nope.yaml")], "config file not found"),
+    ]
+    for args, message in cases:
+        out = run_cli(*args)
+        assert out.returncode == 2, (args, out.stderr[-1500:])
+        assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_corpus_stats_json():
+    out = run_cli("corpus-stats", "--max-documents", "50", "--json")
+    stats = json.loads(out.stdout)
+    assert stats["train"]["documents"] + stats["validation"]["documents"] == 50
