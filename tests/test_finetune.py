@@ -270,3 +270,28 @@ def test_cli_helpers(tiny_run, tmp_path, capsys):
     a = top.parse_args(["classify", str(tmp_path / "cli"), "Where is Rome ?"])
     assert a.func(a) == 0 and "Where is Rome ?" in capsys.readouterr().out
     assert top.parse_args(["finetune", "m", "--freeze-layers", "1"]).func is ft.run_finetune_cli
+
+
+def test_layer_wise_lr_decay_scales_each_layer(tiny_run, tmp_path):
+    """decay 0.5 on a 2-layer model: head 1, layer 1 x0.5, layer 0 x0.25, embeddings x0.125, and the
+    optimizer applies exactly those multiples of the scheduled rate."""
+    from workbench.training import TrainConfig, make_optimizer
+
+    model, _ = ft.load_for_classification(str(tiny_run), ["a", "b"])
+    task = ft.ClassificationTask({"input_ids": [[2, 3]] * 4, "labels": [0, 1] * 2}, {"input_ids": [], "labels": []},
+                                 ["a", "b"], batch_size=2, pad_id=0, layer_lr_decay=0.5)
+    scales = task.lr_scales(model)
+    assert scales["bert.encoder.layer.1.attention.self.query.weight"] == 0.5
+    assert scales["bert.encoder.layer.0.output.dense.bias"] == 0.25
+    assert scales["bert.embeddings.word_embeddings.weight"] == 0.125
+    assert "classifier.weight" not in scales and "bert.pooler.dense.weight" not in scales
+    opt = make_optimizer(model, TrainConfig(lr=1e-3), lr_scales=scales)
+    by_param = {id(p): g["lr_scale"] for g in opt.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert by_param[id(named["bert.embeddings.word_embeddings.weight"])] == 0.125
+    assert by_param[id(named["classifier.weight"])] == 1.0
+    cfg = _cfg(tiny_run, steps=2)
+    cfg.layer_lr_decay = 0.8
+    assert ft.finetune(cfg, tmp_path / "llrd", progress=False)["steps"] == 2
+    with pytest.raises(ft.FinetuneError, match="layer_lr_decay"):
+        ft.FinetuneConfig(layer_lr_decay=0.0)

@@ -76,6 +76,7 @@ class FinetuneConfig:
     train_examples: Optional[int] = None  # subsample the training split (seeded, nested)
     eval_examples: Optional[int] = None  # cap on validation examples per evaluation (test is always whole)
     classifier_dropout: Optional[float] = None  # None = the model's hidden dropout
+    layer_lr_decay: float = 1.0  # < 1: layer-wise learning-rate decay (layer l of L gets lr * decay^(L-l))
     train: TrainConfig = field(default_factory=_finetune_train_defaults)
 
     def __post_init__(self) -> None:
@@ -85,6 +86,8 @@ class FinetuneConfig:
             raise FinetuneError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
         if self.strategy == "full" and self.freeze_layers > 0:
             self.strategy = "partial"
+        if not 0.0 < self.layer_lr_decay <= 1.0:
+            raise FinetuneError(f"layer_lr_decay must be in (0, 1], got {self.layer_lr_decay}")
         if self.strategy == "partial" and self.freeze_layers == 0:
             raise FinetuneError("strategy partial needs freeze_layers >= 1 (how many lower layers to freeze)")
 
@@ -225,6 +228,7 @@ class ClassificationTask:
     seed: int = 0
     frozen: list = field(default_factory=list)
     eval_batch_size: int = 64
+    layer_lr_decay: float = 1.0
 
     def __post_init__(self) -> None:
         n = len(self.train_enc["input_ids"])
@@ -249,6 +253,19 @@ class ClassificationTask:
 
     def training_module(self, model) -> torch.nn.Module:
         return ClassificationLoss(model, self.frozen)
+
+    def lr_scales(self, model) -> dict[str, float]:
+        """Layer-wise learning-rate decay (ELECTRA/BEiT style): the head gets the full rate, layer l
+        of L gets decay^(L-l), the embeddings decay^(L+1). Lower layers hold more general features
+        and move less."""
+        if self.layer_lr_decay == 1.0:
+            return {}
+        emb, layers = encoder_parts(model)
+        depth = len(layers)
+        owner = {id(p): depth - i for i, layer in enumerate(layers) for p in layer.parameters()}
+        if emb is not None:
+            owner.update({id(p): depth + 1 for p in emb.parameters()})
+        return {name: self.layer_lr_decay ** owner[id(p)] for name, p in model.named_parameters() if id(p) in owner}
 
     def evaluate(self, module, accelerator) -> dict[str, float]:
         if not self.val_enc["input_ids"]:
@@ -415,7 +432,8 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, *, resume: bool = False, 
     if cfg.eval_examples and cfg.eval_examples < len(val):
         val = val.select(range(cfg.eval_examples))
     task = ClassificationTask(train_enc, encode_split(val, tokenizer, seq_len), task_data.label_names,
-                              cfg.train.batch_size, tokenizer.pad_token_id, seed=cfg.train.seed, frozen=frozen)
+                              cfg.train.batch_size, tokenizer.pad_token_id, seed=cfg.train.seed, frozen=frozen,
+                              layer_lr_decay=cfg.layer_lr_decay)
     train_cfg = copy.deepcopy(cfg.train)
     if not train_cfg.eval_every:
         train_cfg.eval_every = task.steps_per_epoch()

@@ -110,15 +110,21 @@ def make_accelerator(cfg: TrainConfig):
     return Accelerator(cpu=device == "cpu", mixed_precision=resolve_precision(cfg.precision, device))
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, lr: Optional[float] = None) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, lr: Optional[float] = None,
+                   lr_scales: Optional[dict[str, float]] = None) -> torch.optim.Optimizer:
     """AdamW without weight decay on biases and LayerNorm weights; the fused kernel where torch has
-    one for the device (CPU and CUDA in torch >= 2.4), else foreach."""
-    decay, no_decay = [], []
+    one for the device (CPU and CUDA in torch >= 2.4), else foreach. `lr_scales` maps parameter
+    names to a multiplier of the scheduled learning rate (layer-wise decay); groups keep it as
+    `lr_scale`, which the loop applies every step."""
+    groups_by_key: dict[tuple[bool, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        no_decay = p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower()
+        scale = (lr_scales or {}).get(name, 1.0)
+        groups_by_key.setdefault((no_decay, scale), []).append(p)
+    groups = [{"params": ps, "weight_decay": 0.0 if no_decay else cfg.weight_decay, "lr_scale": scale}
+              for (no_decay, scale), ps in sorted(groups_by_key.items())]
     try:
         return torch.optim.AdamW(groups, lr=lr or cfg.lr, betas=(0.9, 0.98), eps=1e-6, fused=True)
     except (RuntimeError, TypeError):
@@ -246,7 +252,8 @@ def train(model: torch.nn.Module, task: Task, cfg: TrainConfig, run_dir: str | P
     if cfg.compile:
         for child in model.children():  # in place, so parameter names and checkpoints are unchanged
             child.compile()
-    optimizer = make_optimizer(model, cfg)
+    scales = task.lr_scales(model) if hasattr(task, "lr_scales") else None
+    optimizer = make_optimizer(model, cfg, lr_scales=scales)
     module, optimizer = accelerator.prepare(task.training_module(model), optimizer)
     state = TrainState()
     if resume and (ckpt := runs.latest_checkpoint(run_dir)) is not None:
@@ -283,7 +290,7 @@ def train(model: torch.nn.Module, task: Task, cfg: TrainConfig, run_dir: str | P
         t0 = time.perf_counter()
         lr = cfg.lr * lr_factor(progress_of(state), cfg.warmup, cfg.schedule)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         global_batch = task.batch(state.step)
         normaliser = max(1, task.count(global_batch))
         micro = _micro_batches(_shard(global_batch, rank, world), cfg.grad_accum)
