@@ -285,3 +285,19 @@ def test_simcse_val_loss_is_deterministic_and_keeps_rng(tokenizer):
     first, second = task.evaluate(module, acc), task.evaluate(module, acc)
     assert first == second and torch.equal(state, torch.get_rng_state())
     assert first["val_precision_at_3"] == pytest.approx(1.0)  # identical sentences are each other's neighbours
+
+
+def test_simcse_command_line_flags():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    O.add_simcse_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["simcse", "runs/x", "--out", "runs/x-simcse", "--temperature", "0.1", "--time-budget", "2m",
+                              "--max-sentences", "500", "--eval-task", "bbc", "--lr", "1e-4"])
+    from workbench.config import from_dict, overrides_from_args
+
+    cfg = from_dict(O.SimCSEConfig, overrides_from_args(args, O.SimCSEConfig), O.SimCSEConfig())
+    assert (cfg.temperature, cfg.train.time_budget, cfg.max_sentences, cfg.eval_task, cfg.train.lr) == (0.1, "2m", 500, "bbc", 1e-4)
+    assert args.func is O.run_simcse_cli and args.model == "runs/x"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simcse", "runs/x", "--packing"])

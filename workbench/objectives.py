@@ -67,7 +67,9 @@ For the app's Similarity tab: `load_encoder(path)` once, then `sentence_similari
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import io
 import json
 import re
 import time
@@ -845,14 +847,17 @@ def mlm_eval_standard(run_dir: str | Path, corpus, seq_len: int = 128, batches: 
 
 
 def compare_pretraining(variants: dict[str, dict], base: PretrainConfig, out_dir: str | Path, *, corpus=None,
-                        finetune_task: str = "trec", finetune_steps: int = 60, finetune_examples: int = 1000,
+                        finetune_task: str = "trec", finetune_steps: int = 200, finetune_examples: int = 1000,
                         finetune_seq_len: int = 48, finetune_lr: float = 1e-3, scratch_baseline: bool = True,
                         verbose: bool = True):
     """Pre-train one short run per variant (overrides of `base`, e.g. {"objective": "mlm+sop"} or
     {"masking": {"mlm_probability": 0.3}}) with the same time budget, fine-tune each for the same
     number of steps on `finetune_task`, and return a pandas DataFrame, one row per variant (plus a
-    'no pre-training' row with `scratch_baseline`). Run directories: OUT/<variant>/pretrain and
-    OUT/<variant>/finetune."""
+    'no pre-training' row with `scratch_baseline`: the first variant's architecture, random weights).
+    Each variant's own `train.seed` also seeds its fine-tuning. Run directories: OUT/<variant>/pretrain
+    and OUT/<variant>/finetune (the variant name with anything but letters, digits and _.+- as '-').
+    `mlm15_*` columns score every model with the same standard masks (15% tokens), so runs trained
+    with other masking rates or strategies compare on one scale."""
     import pandas as pd
 
     from .config import from_dict
@@ -865,38 +870,42 @@ def compare_pretraining(variants: dict[str, dict], base: PretrainConfig, out_dir
     corpus = corpus if corpus is not None else load_corpus(base.data, seed=base.train.seed)
     task_data = load_task(finetune_task, train_examples=finetune_examples, seed=base.train.seed)
 
-    def ft(model: str, run: Path, scratch: bool = False) -> dict:
+    def ft(model: str, run: Path, seed: int, scratch: bool = False) -> dict:
         fcfg = FinetuneConfig(model=model, task=finetune_task, from_scratch=scratch, train_examples=finetune_examples,
                               eval_examples=200)
         fcfg.train.max_steps, fcfg.train.epochs = finetune_steps, None
-        fcfg.train.seq_len, fcfg.train.lr, fcfg.train.seed = finetune_seq_len, finetune_lr, base.train.seed
+        fcfg.train.seq_len, fcfg.train.lr, fcfg.train.seed = finetune_seq_len, finetune_lr, seed
         fcfg.train.precision, fcfg.train.device, fcfg.train.threads = base.train.precision, base.train.device, base.train.threads
-        s = finetune(fcfg, run, overwrite=True, progress=False, task_data=task_data)
+        with contextlib.redirect_stdout(io.StringIO()):  # one line per variant is printed below instead
+            s = finetune(fcfg, run, overwrite=True, progress=False, task_data=task_data)
         return {"downstream_accuracy": round(s["test"]["accuracy"], 4), "downstream_macro_f1": round(s["test"]["macro_f1"], 4)}
 
     rows = []
     first_run = None
     for name, overrides in variants.items():
         cfg = from_dict(PretrainConfig, overrides, copy.deepcopy(base))
-        run = out / name / "pretrain"
+        slug = re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip("-") or "variant"
+        run = out / slug / "pretrain"
         t0 = time.perf_counter()
-        s = pretrain(cfg, run, overwrite=True, progress=False, corpus=corpus)
+        with contextlib.redirect_stdout(io.StringIO()):
+            s = pretrain(cfg, run, overwrite=True, progress=False, corpus=corpus)
         first_run = first_run or run
         row = {"variant": name, "objective": cfg.objective, "mask_rate": cfg.masking.mlm_probability,
                "strategy": cfg.masking.mask_strategy, "steps": s["steps"], "tokens": s["tokens"],
                "train_s": s["train_time"], "val_mlm_accuracy": s.get("val_accuracy"),
                "val_pair_accuracy": s.get("val_pair_accuracy")}
-        row.update(mlm_eval_standard(run, corpus, seq_len=cfg.train.seq_len, seed=cfg.train.seed))
-        row.update(ft(str(run), out / name / "finetune"))
+        row.update(mlm_eval_standard(run, corpus, seq_len=cfg.train.seq_len, seed=base.train.seed))
+        row.update(ft(str(run), out / slug / "finetune", cfg.train.seed))
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         if verbose:
-            print(f"{name:>14}: {row['steps']} steps, MLM acc (15% token masks) {row['mlm15_accuracy']:.3f}, "
-                  f"{finetune_task} accuracy {row['downstream_accuracy']:.3f} ({row['wall_s']:.0f}s)", flush=True)
+            print(f"{name}: {row['steps']} steps, {row['tokens']:,} tokens; MLM accuracy (15% token masks) "
+                  f"{row['mlm15_accuracy']:.3f}; {finetune_task} test accuracy {row['downstream_accuracy']:.3f} "
+                  f"({row['wall_s']:.0f}s)", flush=True)
     if scratch_baseline and first_run is not None:
         row = {"variant": "no pre-training", "objective": "-", "mask_rate": None, "strategy": "-", "steps": 0, "tokens": 0,
                "train_s": 0.0, "val_mlm_accuracy": None, "val_pair_accuracy": None, "mlm15_loss": None, "mlm15_accuracy": None}
-        row.update(ft(str(first_run), out / "scratch" / "finetune", scratch=True))
+        row.update(ft(str(first_run), out / "no-pretraining" / "finetune", base.train.seed, scratch=True))
         rows.append(row)
     return pd.DataFrame(rows).set_index("variant")
 
@@ -914,7 +923,7 @@ def add_simcse_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--query", default=None, help="also print the nearest corpus sentences to this text, before and after")
-    add_arguments(parser, SimCSEConfig, skip=("packing", "data.streaming"))
+    add_arguments(parser, SimCSEConfig, skip=("train.packing", "data.streaming"))
 
 
 def run_simcse_cli(args: argparse.Namespace) -> int:
