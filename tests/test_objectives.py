@@ -159,17 +159,20 @@ def test_joint_loss_equals_bert_for_pretraining_loss(pair_tasks, tokenizer):
     assert float(split) == pytest.approx(float(hf), rel=1e-5)
 
 
+def _joint_config(tokenizer_dir, objective: str, **train) -> PretrainConfig:
+    return from_dict(PretrainConfig, {
+        "data": {"max_documents": 120, "validation_fraction": 0.1}, "tokenizer": {"tokenizer_from": str(tokenizer_dir)},
+        "model": {"size": "tiny", "layers": 1, "hidden": 64, "heads": 2}, "objective": objective,
+        "train": {"batch_size": 8, "seq_len": SEQ, "lr": 2e-3, "log_every": 1, "eval_every": 3, "eval_batches": 1,
+                  "save_every": 0, "precision": "fp32", "max_steps": 4, **train}})
+
+
 def test_joint_mlm_nsp_run_writes_pair_accuracy(tokenizer_dir, tmp_path):
     from transformers import AutoModelForMaskedLM, BertForPreTraining
 
     from workbench.pretrain import pretrain
 
-    cfg = from_dict(PretrainConfig, {
-        "data": {"max_documents": 120, "validation_fraction": 0.1}, "tokenizer": {"tokenizer_from": str(tokenizer_dir)},
-        "model": {"size": "tiny", "layers": 1, "hidden": 64, "heads": 2}, "objective": "mlm+nsp",
-        "train": {"batch_size": 8, "seq_len": SEQ, "lr": 2e-3, "log_every": 1, "eval_every": 3, "eval_batches": 1,
-                  "save_every": 0, "precision": "fp32", "max_steps": 4}})
-    summary = pretrain(cfg, tmp_path / "run", progress=False)
+    summary = pretrain(_joint_config(tokenizer_dir, "mlm+nsp"), tmp_path / "run", progress=False)
     evals = [r for r in runs.read_metrics(tmp_path / "run") if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [3, 4]
     for r in evals:
@@ -180,6 +183,30 @@ def test_joint_mlm_nsp_run_writes_pair_accuracy(tokenizer_dir, tmp_path):
     # the saved model is a BertForPreTraining that still loads as a plain masked LM
     assert isinstance(BertForPreTraining.from_pretrained(str(tmp_path / "run" / runs.MODEL)), BertForPreTraining)
     AutoModelForMaskedLM.from_pretrained(str(tmp_path / "run" / runs.MODEL))
+
+
+def test_joint_mlm_sop_run_resumes_exactly(tokenizer_dir, tmp_path):
+    """Pairs, negatives and masks are functions of (seed, step): a run stopped after its checkpoint
+    and resumed logs the same losses as an uninterrupted one."""
+    from workbench.pretrain import pretrain
+
+    cfg = _joint_config(tokenizer_dir, "mlm+sop", max_steps=6, save_every=3, eval_every=0)
+    pretrain(cfg, tmp_path / "straight", progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_4(kind, record):
+        if kind == "train" and record["step"] == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        pretrain(cfg, tmp_path / "resumed", progress=False, callbacks=(stop_at_4,))
+    pretrain(cfg, tmp_path / "resumed", progress=False, resume=True)
+    loss = lambda run: {r["step"]: r["loss"] for r in runs.read_metrics(run) if r["kind"] == "train"}
+    a, b = loss(tmp_path / "straight"), loss(tmp_path / "resumed")
+    assert sorted(a) == sorted(b) == list(range(1, 7))
+    assert [b[s] for s in a] == pytest.approx([a[s] for s in a], abs=1e-4)
 
 
 # ---- SimCSE -----------------------------------------------------------------------------------------
