@@ -9,7 +9,7 @@ import pytest
 from workbench.cli import build_parser, main
 
 COMMANDS = ["corpus-stats", "train-tokenizer", "pretrain", "evaluate", "fill-mask", "app", "finetune", "classify",
-            "benchmark", "learning-curve"]
+            "benchmark", "learning-curve", "simcse"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -23,6 +23,8 @@ def test_bad_values_are_refused_with_a_message():
         C.ModelConfig(hidden=100, heads=3).resolved()
     with pytest.raises(C.ConfigError, match="mlm_probability"):
         C.MaskingConfig(mlm_probability=1.5)
+    with pytest.raises(C.ConfigError, match="objective must be"):
+        C.from_dict(C.PretrainConfig, {"objective": "electra"})
     with pytest.raises(C.ConfigError, match="unknown TrainConfig keys: bogus"):
         C.from_dict(C.PretrainConfig, {"train": {"bogus": 1}})
 

@@ -21,6 +21,8 @@ EXAMPLES = """examples:
   workbench finetune runs/mini --task sentiment
   workbench benchmark runs/mini
   workbench learning-curve runs/mini --task sentiment
+  workbench pretrain --preset mini --objective mlm+sop --mask-strategy span --out runs/mini-sop
+  workbench simcse runs/mini --out runs/mini-simcse --time-budget 2m
   workbench app --runs runs
 """
 
@@ -195,14 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_finetune_commands(sub) -> None:
-    try:
-        from . import finetune
-    except ImportError:
-        return
-    for name in ("finetune", "classify", "benchmark", "learning_curve"):
-        hook = getattr(finetune, f"add_{name}_command", None)
-        if hook is not None:
-            hook(sub)
+    """Commands whose flags live beside their code: fine-tuning and the contrastive objective."""
+    from . import finetune, objectives
+
+    for hook in (finetune.add_finetune_command, finetune.add_classify_command, finetune.add_benchmark_command,
+                 finetune.add_learning_curve_command, objectives.add_simcse_command):
+        hook(sub)
 
 
 def _short_warning(message, category, filename, lineno, line=None) -> str:

@@ -136,6 +136,10 @@ class PretrainConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     objective: str = "mlm"  # mlm | mlm+nsp | mlm+sop
 
+    def __post_init__(self) -> None:
+        if self.objective not in ("mlm", "mlm+nsp", "mlm+sop"):
+            raise ConfigError(f"objective must be mlm, mlm+nsp or mlm+sop, got {self.objective!r}")
+
 
 # Run presets: a name -> overrides applied to a default PretrainConfig.
 PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
