@@ -258,3 +258,123 @@ def test_fallbacks_without_a_model(tmp_path, monkeypatch):
     # with no default checkpoint the newest masked-LM run is used
     shutil.copytree(tiny_bert_dir(), tmp_path / "runs" / "older" / "model")
     assert app_module.Workbench(None, tmp_path / "runs").model_path == str(tmp_path / "runs" / "older")
+
+
+# ---- the Similarity tab (contrastive encoders) -------------------------------------------------------
+
+def _tab_labels(demo) -> list[str]:
+    return [c["props"].get("label") for c in demo.get_config_file()["components"] if c.get("type") == "tabitem"]
+
+
+@pytest.fixture(scope="module")
+def simcse_served(tmp_path_factory, small_corpus):
+    """The app over a runs directory holding a masked LM (`pre`) and a SimCSE run trained for three
+    steps from it (`sim`), found without being named."""
+    from workbench import objectives as O
+    from workbench.tasks import load_task
+
+    runs_dir = tmp_path_factory.mktemp("simapp") / "runs"
+    shutil.copytree(tiny_bert_dir(), runs_dir / "pre" / "model")
+    cfg = O.SimCSEConfig(max_sentences=128, eval_examples=32, k=5)
+    cfg.train.batch_size, cfg.train.max_steps, cfg.train.eval_every, cfg.train.log_every = 16, 3, 100, 1
+    cfg.train.eval_batches, cfg.train.precision, cfg.train.lr = 1, "fp32", 1e-3
+    O.train_simcse(runs_dir / "pre", runs_dir / "sim", cfg, progress=False, corpus=small_corpus, task_data=load_task("trec"))
+    demo = app_module.build_app(model=str(tiny_bert_dir()), runs_dir=runs_dir, live_every=30)
+    demo.queue(default_concurrency_limit=2)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo, Client(f"http://127.0.0.1:{port}", verbose=False), runs_dir
+    finally:
+        demo.close()
+
+
+def test_simcse_runs_are_found_and_get_a_tab(simcse_served):
+    demo, client, runs_dir = simcse_served
+    wb = demo.workbench
+    assert wb.similarity_runs() == ["sim"] and [v for _, v in wb.model_choices()] == [str(tiny_bert_dir()), "pre"]
+    assert "Similarity" in _tab_labels(demo)
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/similarity", "/neighbours", "/similarity_view", "/neighbours_view"} <= names
+
+
+def test_similarity_endpoint_equals_objectives(simcse_served):
+    from workbench import objectives as O
+
+    _, client, runs_dir = simcse_served
+    model, tok = O.load_encoder(runs_dir / "sim")
+    for a, b in [("the stock market fell sharply on monday .", "shares dropped at the start of the week ."),
+                 ("police arrested a man", "the team won the cup after extra time")]:
+        got = client.predict(a, b, "", api_name="/similarity")
+        assert -1 <= got["similarity"] <= 1 and got["pooling"] == "mean" and got["notice"] is None
+        assert got["similarity"] == pytest.approx(O.sentence_similarity(model, tok, a, b), abs=1e-5)
+        assert client.predict(a, b, "sim", api_name="/similarity")["similarity"] == got["similarity"]
+    same = client.predict("a cat sat on the mat", "a cat sat on the mat", "sim", api_name="/similarity")
+    assert same["similarity"] == pytest.approx(1.0, abs=1e-5)
+    score, gauge, msg = client.predict("a cat sat on the mat", "a cat sat on the mat", "", api_name="/similarity_view")
+    assert score == pytest.approx(1.0, abs=1e-4) and "similarity-gauge" in gauge and "cosine similarity **1.000**" in msg
+
+
+def test_neighbours_endpoint_sorted_and_embedded_once(simcse_served):
+    from workbench import objectives as O
+
+    demo, client, runs_dir = simcse_served
+    wb = demo.workbench
+    got = client.predict("the government said on monday it would raise taxes", 7, "", api_name="/neighbours")
+    rows = got["neighbours"]
+    assert len(rows) == 7 and [r["rank"] for r in rows] == list(range(1, 8))
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    corpus = wb.neighbour_corpus()
+    assert got["corpus_size"] == len(corpus) > 1000 and all(corpus[r["index"]] == r["text"] for r in rows)
+    model, tok = O.load_encoder(runs_dir / "sim")
+    ref = O.nearest_neighbours("the government said on monday it would raise taxes", corpus, model, tok, k=7,
+                               corpus_embeddings=wb.corpus_embeddings.get(str(runs_dir / "sim")))
+    assert np.allclose(scores, [r["score"] for r in ref], atol=1e-3)
+    # a sentence of the corpus finds itself first; the page's table has the same rows
+    itself = client.predict(corpus[3], 3, "sim", api_name="/neighbours")["neighbours"][0]
+    assert itself["index"] == 3 and itself["score"] == pytest.approx(1.0, abs=1e-3)
+    table, msg = client.predict(corpus[3], 3, "", api_name="/neighbours_view")
+    assert table["headers"] == ["rank", "score", "sentence"] and table["data"][0][2] == corpus[3]
+    assert f"of {len(corpus):,} sentences" in msg
+    assert wb.corpus_embeddings.loads == 1  # the corpus sample was embedded once, not per request
+
+
+def test_similarity_bad_input_gives_a_message(simcse_served, tmp_path):
+    _, client, _ = simcse_served
+    for a, b in [("", "a sentence"), ("a sentence", "   ")]:
+        with pytest.raises(Exception, match="empty"):
+            client.predict(a, b, "", api_name="/similarity")
+        score, gauge, msg = client.predict(a, b, "", api_name="/similarity_view")
+        assert score is None and "empty" in msg and "Traceback" not in msg
+    with pytest.raises(Exception, match="empty"):
+        client.predict(" ", 5, "", api_name="/neighbours")
+    table, msg = client.predict("", 5, "", api_name="/neighbours_view")
+    assert "empty" in msg and "Traceback" not in msg
+    with pytest.raises(Exception, match="k must"):
+        client.predict("a sentence", 0, "", api_name="/neighbours")
+    shutil.copytree(tiny_bert_dir(), tmp_path / "elsewhere")
+    with pytest.raises(Exception, match="refused"):
+        client.predict("a", "b", str(tmp_path / "elsewhere"), api_name="/similarity")
+    _, _, msg = client.predict("a", "b", "nothing-here", api_name="/similarity_view")
+    assert "no such run" in msg
+    assert client.predict("a", "b", "", api_name="/similarity")["similarity"] <= 1  # still serving
+
+
+def test_no_similarity_tab_without_a_contrastive_model(served):
+    demo, client, _ = served
+    assert demo.workbench.similarity_runs() == [] and "Similarity" not in _tab_labels(demo)
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert not names & {"/similarity", "/neighbours", "/similarity_view", "/neighbours_view"}
+    with pytest.raises(app_module.inspection.InspectionError, match="workbench simcse"):
+        demo.workbench.similarity_api("a", "b")
+
+
+def test_explicit_similarity_model(simcse_served, tmp_path):
+    """build_app(similarity=PATH) shows the tab for an encoder outside runs_dir, with its pooling."""
+    _, _, runs_dir = simcse_served
+    demo = app_module.build_app(model=str(tiny_bert_dir()), runs_dir=tmp_path / "runs", similarity=runs_dir / "sim" / "model")
+    wb = demo.workbench
+    assert "Similarity" in _tab_labels(demo) and [v for _, v in wb.similarity_choices()] == [str(runs_dir / "sim" / "model")]
+    ref = app_module.Workbench(str(tiny_bert_dir()), runs_dir).similarity_api("a cat", "a dog", "sim")
+    assert wb.similarity_api("a cat", "a dog")["similarity"] == pytest.approx(ref["similarity"], abs=1e-6)
