@@ -127,7 +127,8 @@ def cmd_fill_mask(args) -> int:
 def cmd_app(args) -> int:
     from .app import launch
 
-    launch(model=args.model, runs_dir=args.runs, host=args.host, port=args.port, share=args.share)
+    launch(model=args.model, runs_dir=args.runs, host=args.host, port=args.port, share=args.share,
+           classifier=args.classifier, similarity=args.similarity)
     return 0
 
 
@@ -189,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs", help="directory whose runs the app may list and open")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--classifier", help="a fine-tuned classifier for the Classify tab (default: found under --runs)")
+    p.add_argument("--similarity", help="a SimCSE encoder for the Similarity tab (default: found under --runs)")
     p.add_argument("--share", action="store_true", help="ask gradio for a public share link (off by default)")
     p.set_defaults(func=cmd_app)
 
