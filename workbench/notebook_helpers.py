@@ -86,7 +86,8 @@ def find_model(prefer: Sequence[str] = ("assets/default-model", "runs/notebook-0
 
 
 def quick_model(preset: str = "tiny", time_budget: str = "60s", device: str = "auto",
-                max_documents: Optional[int] = 1000, name: str = "notebook-quick-model") -> Path:
+                max_documents: Optional[int] = 1000, name: str = "notebook-quick-model",
+                threads: Optional[int] = 1) -> Path:
     """A model to work with: assets/default-model, else notebook 03's run, else a short pre-training
     run into runs/<name> (about `time_budget` plus ~15 s of preparation)."""
     found = find_model()
@@ -99,6 +100,7 @@ def quick_model(preset: str = "tiny", time_budget: str = "60s", device: str = "a
     cfg.data.max_documents = max_documents
     cfg.train.time_budget = time_budget
     cfg.train.device = device
+    cfg.train.threads = threads
     cfg.train.eval_every = 0
     run_dir = notebook_run_dir(name)
     pretrain(cfg, run_dir, progress=False)
