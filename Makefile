@@ -23,8 +23,13 @@ $(VENV)/.installed: pyproject.toml requirements-data.txt
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+# Without a shipped checkpoint in assets/default-model, the first launch pre-trains one for 4 minutes
+# (progress bar in the terminal) into runs/first-launch; the app opens the newest run under runs/.
 app: install
-	$(BIN)/workbench app
+	@if [ ! -d assets/default-model ] && [ ! -d runs/first-launch/model ]; then \
+	  echo "No shipped model yet: pre-training the mini model for 4 minutes into runs/first-launch ..."; \
+	  $(BIN)/workbench pretrain --preset mini --time-budget 4m --out runs/first-launch --resume; fi
+	$(BIN)/workbench app --runs runs
 
 demo: install
 	$(BIN)/workbench pretrain --preset mini --time-budget 2m --out runs/demo --overwrite
