@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.formatwarning = _short_warning
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars; ours stay
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
