@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("app", help="the Gradio app: fill-mask, attention, masking playground, training curves",
                        description="Start the Gradio app on 127.0.0.1 (no public link unless --share).")
-    p.add_argument("--model", help="model or run directory, or hub id (default: the shipped assets/default-model)")
+    p.add_argument("--model", help="model or run directory, or hub id (default: assets/default-model when shipped, else the newest run under --runs)")
     p.add_argument("--runs", default="runs", help="directory whose runs the app may list and open")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
