@@ -28,6 +28,19 @@ def test_help_lists_every_command_and_each_has_help(capsys):
         assert "usage: workbench " + cmd in capsys.readouterr().out
 
 
+def test_config_flags_are_explained_by_their_field_comments(capsys):
+    """Each generated flag's help is the comment written beside its dataclass field, plus its default."""
+    from workbench.config import TrainConfig, field_comments
+
+    assert field_comments(TrainConfig)["lr"] == "peak learning rate (AdamW)"
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    assert "--lr LR peak learning rate (AdamW); default 0.001 [train.lr]" in text
+    assert "--architecture ARCHITECTURE bert (post-LN, the original) | preln" in text
+    assert "(default: None)" not in text
+
+
 def test_console_script_is_installed():
     from pathlib import Path
 

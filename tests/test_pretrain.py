@@ -85,6 +85,42 @@ def test_total_steps_and_precision_rules():
 
 # ---- the pipeline ---------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("architecture", ["bert", "preln"])
+def test_head_on_masked_positions_equals_the_models_own_loss(tokenizer, architecture):
+    """MLMLoss runs the prediction head on the masked rows only; the loss must be the one the
+    transformers model computes over full logits (its mean x the number of predicted tokens)."""
+    from workbench.config import MaskingConfig, ModelConfig
+    from workbench.masking import Masker
+    from workbench.model import build_mlm_model
+    from workbench.pretrain import MLMLoss
+
+    torch.manual_seed(0)
+    model = build_mlm_model(ModelConfig(size="tiny", layers=1, hidden=64, heads=2, architecture=architecture),
+                            tokenizer).eval()
+    assert type(model).__name__ == {"bert": "BertForMaskedLM", "preln": "RobertaPreLayerNormForMaskedLM"}[architecture]
+    ids = torch.randint(5, len(tokenizer), (4, 32))
+    masked, labels = Masker.from_tokenizer(tokenizer, MaskingConfig())(ids, torch.Generator().manual_seed(1))
+    loss_fn = MLMLoss(model)
+    assert loss_fn.parts is not None  # the fast path, not the full-logits fallback
+    with torch.no_grad():
+        ours = loss_fn(input_ids=masked, labels=labels)
+        theirs = model(input_ids=masked, labels=labels).loss * (labels != -100).sum()
+        _, correct = loss_fn.predict(masked, labels)
+        full = model(input_ids=masked).logits[labels != -100].argmax(-1)
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+    assert correct.item() == (full == labels[labels != -100]).sum().item()
+
+
+def test_preln_architecture_pretrains_and_reloads(tokenizer_dir, tmp_path):
+    from transformers import AutoModelForMaskedLM
+
+    cfg = tiny_config(tokenizer_dir, max_steps=6, eval_every=6, save_every=6)
+    cfg.model.architecture = "preln"
+    pretrain(cfg, tmp_path / "run", progress=False)
+    model = AutoModelForMaskedLM.from_pretrained(str(tmp_path / "run" / "model"))
+    assert model.config.model_type == "roberta-prelayernorm"
+
+
 def test_pretrain_writes_a_complete_run_directory_and_learns(tokenizer_dir, tmp_path):
     cfg = tiny_config(tokenizer_dir, max_steps=30, eval_every=10, save_every=10, keep_checkpoints=2)
     summary = pretrain(cfg, tmp_path / "run", progress=False)

@@ -159,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="pre-train a masked language model",
                        description="Pre-train a BERT masked language model from scratch (or continue from --init-from). "
-                       "Stop by --max-steps, --epochs or --time-budget (the learning-rate schedule follows the budget).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       "Stop by --max-steps, --epochs or --time-budget (the learning-rate schedule follows the budget). "
+                       "Defaults shown are before --preset/--config, which override them; typed flags override both.")
     _add_common_config(p)
     p.add_argument("--out", help="run directory (default: runs/PRESET-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")

@@ -26,7 +26,7 @@ class DataConfig:
     """Where the text comes from and how it is split."""
 
     data: list[str] = field(default_factory=list)  # files, folders or hf:NAME[/CONFIG]; empty = default corpus
-    text_column: str = "text"
+    text_column: str = "text"  # the column holding text in csv/jsonl/parquet/hf data
     validation_fraction: float = 0.02  # share of documents held out, chosen deterministically
     streaming: bool = False  # iterate without loading the corpus into memory
     max_documents: Optional[int] = None  # cap for quick experiments
@@ -35,9 +35,9 @@ class DataConfig:
 @dataclass
 class TokenizerConfig:
     algorithm: str = "wordpiece"  # wordpiece | bpe | unigram
-    vocab_size: int = 8192
-    lowercase: bool = True
-    min_frequency: int = 2
+    vocab_size: int = 8192  # target vocabulary size, special tokens included
+    lowercase: bool = True  # lower-case (and strip accents) before splitting
+    min_frequency: int = 2  # a merge/piece must occur this often to be learned
     tokenizer_from: Optional[str] = None  # reuse a tokenizer directory or hub name instead of training
 
 
@@ -45,13 +45,13 @@ class TokenizerConfig:
 class MaskingConfig:
     """MLM corruption. Defaults are BERT's: 15% of tokens, of which 80% [MASK], 10% random, 10% kept."""
 
-    mlm_probability: float = 0.15
-    mask_fraction: float = 0.8
-    random_fraction: float = 0.1  # the rest (1 - mask - random) keeps the original token
+    mlm_probability: float = 0.15  # share of tokens the model must predict
+    mask_fraction: float = 0.8  # of the predicted tokens, the share replaced by [MASK]
+    random_fraction: float = 0.1  # the share replaced by a random token; the rest (1 - mask - random) keeps the original token
     mask_strategy: str = "token"  # token | whole_word | span
     span_p: float = 0.2  # span masking: geometric parameter of span lengths (SpanBERT)
-    span_max: int = 10
-    seed: int = 0
+    span_max: int = 10  # span masking: longest span, in words
+    seed: int = 0  # masks are a pure function of (seed, step)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.mlm_probability < 1.0:
@@ -74,18 +74,26 @@ MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
 }
 
 
+ARCHITECTURES = ("bert", "preln")  # post-LN BERT (the original); pre-LN (layer norm before each block)
+
+
 @dataclass
 class ModelConfig:
-    size: str = "mini"  # a key of MODEL_PRESETS
-    layers: Optional[int] = None  # overrides of the preset
-    hidden: Optional[int] = None
-    heads: Optional[int] = None
-    intermediate: Optional[int] = None
-    max_position: int = 512
-    dropout: float = 0.1
+    size: str = "mini"  # tiny | mini | small | medium | base (layers/hidden/heads of MODEL_PRESETS)
+    # bert = BertForMaskedLM; preln = RobertaPreLayerNormForMaskedLM, the same encoder with layer
+    # norm moved before each block, which escapes the early plateau sooner (Xiong et al. 2020; Cramming)
+    architecture: str = "bert"  # bert (post-LN, the original) | preln (pre-LN, trains faster from scratch)
+    layers: Optional[int] = None  # number of transformer layers (overrides the size preset)
+    hidden: Optional[int] = None  # hidden size (overrides the size preset)
+    heads: Optional[int] = None  # attention heads (overrides the size preset)
+    intermediate: Optional[int] = None  # feed-forward size (default 4 x hidden when hidden is set)
+    max_position: int = 512  # longest input the position table allows
+    dropout: float = 0.1  # hidden and attention dropout
     init_from: Optional[str] = None  # continue pre-training from a local directory or hub id
 
     def resolved(self) -> tuple[int, int, int, int]:
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"unknown architecture {self.architecture!r}; known: {', '.join(ARCHITECTURES)}")
         if self.size not in MODEL_PRESETS:
             raise ConfigError(f"unknown model size {self.size!r}; known: {', '.join(MODEL_PRESETS)}")
         layers, hidden, heads, ff = MODEL_PRESETS[self.size]
@@ -101,26 +109,26 @@ class TrainConfig:
     """The optimisation schedule shared by pre-training and fine-tuning."""
 
     batch_size: int = 32  # global batch (all processes, all accumulation steps)
-    grad_accum: int = 1
-    seq_len: int = 128
+    grad_accum: int = 1  # split each batch into this many micro-batches (same result, less memory)
+    seq_len: int = 128  # tokens per sequence
     packing: bool = True  # concatenate texts into full blocks (run_mlm's group_texts); False = line by line
-    lr: float = 1e-3
-    weight_decay: float = 0.01
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    weight_decay: float = 0.01  # AdamW decay, not applied to biases and LayerNorm
     warmup: float = 0.06  # fraction of the schedule spent warming up
     schedule: str = "linear"  # linear | cosine | constant
-    grad_clip: float = 1.0
-    max_steps: Optional[int] = None
-    epochs: Optional[float] = None
+    grad_clip: float = 1.0  # clip the global gradient norm (0 = off)
+    max_steps: Optional[int] = None  # stop after this many optimizer steps
+    epochs: Optional[float] = None  # stop after this many passes over the data (fractions allowed)
     time_budget: Optional[str] = None  # e.g. "10m", "90s", "1h": the schedule follows the clock
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False  # torch.compile the model
-    eval_every: int = 200
+    eval_every: int = 200  # validate every N steps and at the end (0 = never)
     eval_batches: int = 20  # validation batches (fixed masks) per evaluation
-    log_every: int = 10
-    save_every: int = 500
-    keep_checkpoints: int = 2
-    seed: int = 0
+    log_every: int = 10  # write a metrics.jsonl record every N steps
+    save_every: int = 500  # checkpoint every N steps (0 = only at the end)
+    keep_checkpoints: int = 2  # older checkpoints are deleted
+    seed: int = 0  # model initialisation, data order and dropout
     threads: Optional[int] = None  # torch intra-op threads on CPU (None = torch's default)
 
     def budget_seconds(self) -> Optional[float]:
@@ -250,9 +258,31 @@ def _leaves(cls: type, prefix: str = "") -> list[tuple[str, Any, Any]]:
 _SHORT_FLAG_OWNER = {"seed": "train.seed"}
 
 
+def field_comments(cls: type) -> dict[str, str]:
+    """{field: its trailing `# comment`} from a dataclass's source: the comments written for readers
+    of this file double as the CLI's --help, so each field is explained once."""
+    import inspect
+
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # no source shipped: flags still work, with shorter help
+        return {}
+    found = re.findall(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, flags=re.M)
+    return {name: text.strip() for name, text in found}
+
+
+def _help(dotted: str, cls: type, default: Any) -> str:
+    section = cls
+    for part in dotted.split(".")[:-1]:
+        section = typing.get_type_hints(section)[part]
+    comment = field_comments(section).get(dotted.rsplit(".", 1)[-1], "")
+    shown = "none" if default is None or default == [] else default
+    return f"{comment + '; ' if comment else ''}default {shown} [{dotted}]".replace("%", "%%")
+
+
 def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """Add one flag per field of `cls` (nested sections flattened). Defaults stay None so that only
-    flags the user typed override a preset or a config file."""
+    """Add one flag per field of `cls` (nested sections flattened), with the field's comment as its
+    help. Defaults stay None so that only flags the user typed override a preset or a config file."""
     leaves = _leaves(cls)
     counts: dict[str, int] = {}
     for dotted, _, _ in leaves:
@@ -266,7 +296,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         else:
             flag = _flag(name)
         base = _base_type(t)
-        help_text = f"{dotted} (default: {default})"
+        help_text = _help(dotted, cls, default)
         if base is bool:
             parser.add_argument(flag, dest=dotted, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif base is list:

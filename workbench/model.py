@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, BertForPreTraining
+from transformers import (
+    AutoModelForMaskedLM, BertConfig, BertForMaskedLM, BertForPreTraining, RobertaPreLayerNormConfig,
+    RobertaPreLayerNormForMaskedLM,
+)
 
 from .config import ModelConfig
 
@@ -15,13 +18,20 @@ class ModelError(ValueError):
     pass
 
 
-def bert_config(cfg: ModelConfig, tokenizer) -> BertConfig:
+def bert_config(cfg: ModelConfig, tokenizer) -> BertConfig | RobertaPreLayerNormConfig:
     layers, hidden, heads, ff = cfg.resolved()
-    return BertConfig(
+    common = dict(
         vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=ff, max_position_embeddings=cfg.max_position, hidden_dropout_prob=cfg.dropout,
-        attention_probs_dropout_prob=cfg.dropout, pad_token_id=tokenizer.pad_token_id, type_vocab_size=2,
+        intermediate_size=ff, hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
+        pad_token_id=tokenizer.pad_token_id, type_vocab_size=2,
     )
+    if cfg.architecture == "preln":
+        # RoBERTa-style position ids start after padding_idx, so the table needs pad_id + 1 more rows
+        # for the same usable length.
+        return RobertaPreLayerNormConfig(
+            max_position_embeddings=cfg.max_position + tokenizer.pad_token_id + 1,
+            bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, **common)
+    return BertConfig(max_position_embeddings=cfg.max_position, **common)
 
 
 def build_mlm_model(cfg: ModelConfig, tokenizer, with_sentence_head: bool = False) -> torch.nn.Module:
@@ -36,6 +46,10 @@ def build_mlm_model(cfg: ModelConfig, tokenizer, with_sentence_head: bool = Fals
         except Exception as e:
             raise ModelError(f"{cfg.init_from}: cannot load a masked-LM checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     config = bert_config(cfg, tokenizer)
+    if cfg.architecture == "preln":
+        if with_sentence_head:
+            raise ModelError("sentence-pair objectives (NSP/SOP) need architecture 'bert' (BertForPreTraining)")
+        return RobertaPreLayerNormForMaskedLM(config)
     return BertForPreTraining(config) if with_sentence_head else BertForMaskedLM(config)
 
 
@@ -53,7 +67,8 @@ def mlm_parts(model: torch.nn.Module):
     """(encoder, prediction head) of a BERT-family masked LM, or None when the model has another
     layout. With them the head runs on masked positions only, which saves most of the output-layer
     work (15% of positions instead of all)."""
-    for enc_name, head_name in (("bert", "cls"), ("distilbert", None), ("roberta", "lm_head")):
+    for enc_name, head_name in (("bert", "cls"), ("distilbert", None), ("roberta", "lm_head"),
+                                ("roberta_prelayernorm", "lm_head")):
         enc = getattr(model, enc_name, None)
         if enc is None:
             continue
