@@ -123,6 +123,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False  # torch.compile the model
+    fast_dropout: bool = True  # on CPU, dropout masks from bulk random integers: same rate, 2x cheaper than torch's
     eval_every: int = 200  # validate every N steps and at the end (0 = never)
     eval_batches: int = 20  # validation batches (fixed masks) per evaluation
     log_every: int = 10  # write a metrics.jsonl record every N steps
