@@ -173,7 +173,7 @@ def main() -> None:
                      "precision": "bf16" if baseline_bf16 else "fp32", "tokens_per_s": round(base_tps),
                      "mfu": round(base_tps * flops_token / base_peak, 4),
                      "loss_last10": round(statistics.median(tail(b.losses) for b in base_runs), 3)},
-        "ours": {"what": f"workbench engine, {ours_precision} autocast, MLM head on masked positions, fused AdamW"
+        "ours": {"what": f"workbench engine, {ours_precision} autocast, MLM head on masked positions, fast CPU dropout, fused AdamW"
                          + (", torch.compile" if args.compile else ""),
                  "precision": ours_precision, "tokens_per_s": round(our_tps),
                  "mfu": round(our_tps * flops_token / peak["bf16" if ours_precision == "bf16" else "fp32"], 4),

@@ -8,7 +8,7 @@ import pytest
 
 from workbench.cli import build_parser, main
 
-COMMANDS = ["corpus-stats", "train-tokenizer", "pretrain", "evaluate", "fill-mask", "app", "finetune", "classify",
+COMMANDS = ["corpus-stats", "train-tokenizer", "pretrain", "export", "evaluate", "fill-mask", "app", "finetune", "classify",
             "benchmark", "learning-curve", "simcse"]
 
 
@@ -78,6 +78,19 @@ def test_pretrain_evaluate_fill_mask_end_to_end(tmp_path, tokenizer_dir):
     ev = run_cli("evaluate", str(run), "--batches", "1")
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert {"val_loss", "val_perplexity", "val_accuracy"} <= set(json.loads(ev.stdout))
+    # export: the final model plus a card that says exactly how it was made
+    assert (run / "command.txt").read_text().startswith("workbench pretrain --preset tiny --max-documents 100")
+    dest = tmp_path / "exported"
+    out = run_cli("export", str(run), str(dest), "--example", "the [MASK] of the united states")
+    assert out.returncode == 0, out.stderr[-2000:]
+    card = (dest / "README.md").read_text()
+    summary = json.loads((run / "summary.json").read_text())
+    assert "workbench pretrain --preset tiny --max-documents 100" in card
+    assert f"masked-token accuracy {summary['val_accuracy']:.1%}" in card and "training seed 0" in card
+    assert f"| `the [MASK] of the united states` | `{preds[0][0]['token']}`" in card  # the same top prediction
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= {p.name for p in dest.iterdir()}
+    again = run_cli("export", str(run), str(dest))
+    assert again.returncode == 2 and "--overwrite" in again.stderr and (dest / "README.md").read_text() == card
 
 
 def test_train_tokenizer_command_refuses_to_overwrite(tmp_path):

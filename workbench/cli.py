@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from . import config as C
+from . import runs
 
 EXAMPLES = """examples:
   workbench corpus-stats                               statistics of the default corpus
@@ -87,8 +88,30 @@ def cmd_pretrain(args) -> int:
     cfg = _pretrain_config(args)
     out = args.out or f"runs/{args.preset or cfg.model.size}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = pretrain(cfg, out, resume=args.resume, overwrite=args.overwrite)
+    runs.record_command(out, ["workbench", *args.argv])
     print(json.dumps(summary, indent=2))
     print(f"\nrun directory: {out}\ntry: workbench fill-mask {out} \"the [MASK] of the united states\"")
+    return 0
+
+
+# Simple sentences in the default corpus' domain (2017 US and Russian political news).
+EXPORT_EXAMPLES = ("president donald [MASK] said on tuesday that he would sign the bill .",
+                   "the white [MASK] said the president would meet russian officials .",
+                   "relations between russia and the united [MASK] have worsened .",
+                   "the bill was passed by the [MASK] on thursday .",
+                   "she [MASK] that the government would act .")
+
+
+def cmd_export(args) -> int:
+    from .inspection import fill_mask, load_mlm
+
+    model, tokenizer = load_mlm(args.run)
+    examples = []
+    for text in args.example or EXPORT_EXAMPLES:
+        text = text.replace("[MASK]", tokenizer.mask_token)
+        examples.append((text, [p["token"] for p in fill_mask(model, tokenizer, text, top_k=5).predictions[0]]))
+    out = runs.export_model(args.run, args.out, runs.model_card(args.run, examples), overwrite=args.overwrite)
+    print(f"exported {args.run} -> {out} (model card: {out / 'README.md'})")
     return 0
 
 
@@ -168,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     C.add_arguments(p, C.PretrainConfig)
     p.set_defaults(func=cmd_pretrain)
 
+    p = sub.add_parser("export", help="copy a run's final model with a model card (command, seeds, corpus, time, metrics)",
+                       description="Copy RUN/model to OUT as a plain Hugging Face model directory and write OUT/README.md: "
+                       "the exact command, seeds, corpus, training time, validation metrics and example predictions.")
+    p.add_argument("run", help="a finished pre-training run directory")
+    p.add_argument("out", help="destination directory (e.g. assets/default-model)")
+    p.add_argument("--example", action="append", help="a sentence with [MASK] to show in the card (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT (the old one is kept as OUT.old-N)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("evaluate", help="validation loss, perplexity and masked-token accuracy of a model",
                        description="Evaluate a run, checkpoint or masked-LM directory on the validation split with fixed masks.")
     p.add_argument("model", help="run directory, checkpoint or model directory")
@@ -220,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars; ours stay
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -6,6 +6,7 @@
     RUN/checkpoints/step-00000500/   model (safetensors) + optimizer.pt + state.json + COMPLETE
     RUN/model/               the final model *and* tokenizer: a plain Hugging Face model directory
     RUN/summary.json         final metrics
+    RUN/command.txt          the command line(s) that made the run (one per start or resume)
 
 metrics.jsonl records have `kind`:
     {"kind": "train", "step", "time", "tokens", "loss", "lr", "tokens_per_s"}
@@ -31,6 +32,7 @@ METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 MODEL = "model"
 SUMMARY = "summary.json"
+COMMAND = "command.txt"
 COMPLETE = "COMPLETE"
 
 
@@ -124,6 +126,75 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False, resume: bool = Fa
         p.rename(f"{p}.old-{n}")
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def record_command(run_dir: str | Path, argv: list[str]) -> None:
+    """Append the command line to RUN/command.txt, so a model card can say exactly what made it."""
+    import shlex
+
+    with open(Path(run_dir) / COMMAND, "a", encoding="utf-8") as f:
+        f.write(shlex.join(argv) + "\n")
+
+
+def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]]]] = None) -> str:
+    """A README.md for the final model of a pre-training run: what it is, the exact command, seeds,
+    corpus, training time and validation metrics, all read from the run directory. `examples` are
+    (text, top predictions) pairs to show."""
+    run = Path(run_dir)
+    if not (run / SUMMARY).exists():
+        raise RunError(f"{run}: no summary.json; the run has not finished")
+    cfg = json.loads((run / CONFIG).read_text())
+    summary = json.loads((run / SUMMARY).read_text())
+    model_cfg = json.loads((run / MODEL / "config.json").read_text())
+    commands = (run / COMMAND).read_text().splitlines() if (run / COMMAND).exists() else ["(not recorded)"]
+    data = cfg["data"]["data"] or ["the default corpus (see assets/DATA.md)"]
+    m, t, k = cfg["model"], cfg["train"], cfg["masking"]
+    lines = [
+        f"# {run.name}: a {m['size']} masked language model ({model_cfg.get('model_type')})",
+        "",
+        f"Pre-trained from scratch by this project's own command; {model_cfg['num_hidden_layers']} layers, hidden "
+        f"{model_cfg['hidden_size']}, {model_cfg['num_attention_heads']} heads, vocabulary {model_cfg['vocab_size']:,}.",
+        "",
+        "## Made with",
+        "",
+        "```",
+        *commands,
+        "```",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| corpus | {', '.join(data)} |",
+        f"| tokenizer | {cfg['tokenizer']['algorithm']}, vocabulary {cfg['tokenizer']['vocab_size']:,}, "
+        f"lower-case {cfg['tokenizer']['lowercase']} |",
+        f"| masking | {k['mlm_probability']:.0%} of tokens ({k['mask_strategy']}), {k['mask_fraction']:.0%} [MASK] / "
+        f"{k['random_fraction']:.0%} random / rest kept; masking seed {k['seed']} |",
+        f"| optimisation | batch {t['batch_size']} x {t['seq_len']} tokens, peak lr {t['lr']}, {t['schedule']} schedule, "
+        f"warmup {t['warmup']:.0%}, dropout {m['dropout']}, training seed {t['seed']} |",
+        f"| training | {summary['steps']:,} steps, {summary['tokens']:,} tokens, {summary['train_time'] / 60:.1f} min of "
+        f"training at {summary['tokens_per_s']:,.0f} tokens/s on {summary['device']} ({summary['precision']}) |",
+        f"| validation (fixed masks) | MLM loss {summary.get('val_loss', float('nan')):.3f}, perplexity "
+        f"{summary.get('val_perplexity', float('nan')):.1f}, masked-token accuracy {summary.get('val_accuracy', float('nan')):.1%} |",
+    ]
+    if examples:
+        lines += ["", "## What it predicts", "", "| text | top predictions |", "|---|---|"]
+        lines += [f"| `{text}` | {', '.join(f'`{p}`' for p in preds)} |" for text, preds in examples]
+    return "\n".join(lines) + "\n"
+
+
+def export_model(run_dir: str | Path, dest: str | Path, card: str, overwrite: bool = False) -> Path:
+    """Copy a run's final model (weights, config, tokenizer) to `dest` with `card` as its README.md.
+    An existing `dest` is kept unless `overwrite` (then moved aside to DEST.old-N, as for runs)."""
+    src = Path(run_dir) / MODEL
+    if not is_model_dir(src):
+        raise RunError(f"{run_dir}: no final model in {src}")
+    if Path(dest).exists() and any(Path(dest).iterdir()) and not overwrite:
+        raise RunError(f"{dest}: exists; use --overwrite to replace it (the old one is then kept as {dest}.old-N)")
+    out = prepare_run_dir(dest, overwrite=overwrite)
+    for f in src.iterdir():
+        if f.is_file():
+            shutil.copy2(f, out / f.name)
+    (out / "README.md").write_text(card, encoding="utf-8")
+    return out
 
 
 def atomic_dir(final: Path) -> Path:
