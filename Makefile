@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # (or a pinned CUDA wheel, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cu126").
 TORCH  ?= torch==2.13.0
 
-.PHONY: install app demo test test-python test-notebooks lab browser bench clean
+.PHONY: install app demo default-model test test-python test-notebooks lab browser bench clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,13 @@ app: install
 	  echo "No shipped model yet: pre-training the mini model for 4 minutes into runs/first-launch ..."; \
 	  $(BIN)/workbench pretrain --preset mini --time-budget 4m --out runs/first-launch --resume; fi
 	$(BIN)/workbench app --runs runs
+
+# How the shipped assets/default-model was made (50 minutes of training on a 2-core CPU; its
+# README.md records the command, seeds, corpus, time and validation accuracy). Re-running it makes a
+# new model of the same kind; `export` refuses to replace the shipped one unless given --overwrite.
+default-model: install
+	$(BIN)/workbench pretrain --preset mini --time-budget 50m --out runs/default-model-v2
+	$(BIN)/workbench export runs/default-model-v2 assets/default-model
 
 demo: install
 	$(BIN)/workbench pretrain --preset mini --time-budget 2m --out runs/demo --overwrite

@@ -295,3 +295,17 @@ def test_layer_wise_lr_decay_scales_each_layer(tiny_run, tmp_path):
     assert ft.finetune(cfg, tmp_path / "llrd", progress=False)["steps"] == 2
     with pytest.raises(ft.FinetuneError, match="layer_lr_decay"):
         ft.FinetuneConfig(layer_lr_decay=0.0)
+
+
+def test_learning_curve_page_opens_offline(tmp_path, monkeypatch):
+    """The CLI's HTML figure carries plotly.js beside it instead of linking a CDN (no network here)."""
+    import argparse
+
+    import plotly.graph_objects as go
+
+    monkeypatch.setattr(ft, "learning_curve", lambda *a, **k: ([], go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))))
+    args = argparse.Namespace(model="m", task="trec", sizes=["16", "all"], out=str(tmp_path / "lc"), no_scratch=True, min_steps=2)
+    assert ft.run_learning_curve_cli(args) == 0
+    page = (tmp_path / "lc" / "learning_curve.html").read_text()
+    assert "cdn.plot.ly" not in page and 'src="plotly.min.js"' in page
+    assert (tmp_path / "lc" / "plotly.min.js").stat().st_size > 1_000_000

@@ -62,6 +62,17 @@ def test_line_by_line_pads_and_masks(tokenizer):
 
 # ---- schedule and precision -------------------------------------------------------------------------
 
+def test_batch_indices_cover_each_epoch_once_and_reshuffle():
+    from workbench.training import batch_indices
+
+    epoch0 = torch.cat([batch_indices(10, 3, seed=5, step=s) for s in range(3)])  # 3 batches of 3 per epoch
+    assert len(set(epoch0.tolist())) == 9  # no repeats; one example left over
+    epoch1 = torch.cat([batch_indices(10, 3, seed=5, step=s) for s in range(3, 6)])
+    assert not torch.equal(epoch0, epoch1)  # a new permutation each epoch
+    assert torch.equal(batch_indices(10, 3, seed=5, step=4), batch_indices(10, 3, seed=5, step=4))  # pure
+    assert not torch.equal(batch_indices(10, 3, seed=6, step=0), batch_indices(10, 3, seed=5, step=0))
+
+
 def test_lr_schedules():
     assert lr_factor(0.0, 0.1, "linear") < 0.01 and lr_factor(0.05, 0.1, "linear") == pytest.approx(0.5)
     assert lr_factor(0.1, 0.1, "linear") == pytest.approx(1.0)

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from . import runs
 from .config import TrainConfig, add_arguments, from_dict, load_config_file, overrides_from_args, save_config, to_dict
 from .tasks import TaskData, TaskError, known_tasks, load_task
-from .training import Callback, make_accelerator, train
+from .training import Callback, batch_indices, make_accelerator, train
 
 
 class FinetuneError(ValueError):
@@ -240,9 +240,7 @@ class ClassificationTask:
         return len(self.train_enc["input_ids"]) // self.batch_size
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        epoch, within = divmod(step, self.steps_per_epoch())
-        order = torch.randperm(len(self.train_enc["input_ids"]), generator=torch.Generator().manual_seed(self.seed + epoch))
-        idx = order[within * self.batch_size:(within + 1) * self.batch_size].tolist()
+        idx = batch_indices(len(self.train_enc["input_ids"]), self.batch_size, self.seed, step).tolist()
         return collate(self.train_enc, idx, self.pad_id)
 
     def count(self, batch) -> int:
@@ -759,7 +757,8 @@ def run_learning_curve_cli(args: argparse.Namespace) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     results, fig = learning_curve(args.model, args.task, sizes, out_dir=args.out, scratch=not args.no_scratch,
                                   min_steps=args.min_steps)
-    fig.write_html(str(Path(args.out) / "learning_curve.html"), include_plotlyjs="cdn")
+    # plotly.js is written beside the page, so it opens offline (a CDN link would not)
+    fig.write_html(str(Path(args.out) / "learning_curve.html"), include_plotlyjs="directory")
     print(f"written {Path(args.out) / 'learning_curve.json'} and learning_curve.html")
     return 0
 

@@ -84,6 +84,7 @@ import torch.nn.functional as F
 from . import runs
 from .config import ConfigError, DataConfig, PretrainConfig, TrainConfig
 from .masking import IGNORE_INDEX, Masker, generator_for
+from .training import batch_indices
 
 OBJECTIVES = ("mlm", "mlm+nsp", "mlm+sop")
 IS_NEXT, NOT_NEXT = 0, 1  # BertForPreTraining's next_sentence_label convention
@@ -363,9 +364,7 @@ class PairTask:
         return len(self.train.chunks) // self.batch_size
 
     def batch(self, step: int, describe: bool = False):
-        epoch, within = divmod(step, self.steps_per_epoch())
-        order = torch.randperm(len(self.train.chunks), generator=torch.Generator().manual_seed(self.seed + epoch))
-        idx = order[within * self.batch_size:(within + 1) * self.batch_size].tolist()
+        idx = batch_indices(len(self.train.chunks), self.batch_size, self.seed, step).tolist()
         g = generator_for(self.seed, step)
         framed, examples = self.train.build(idx, g, describe=True)
         out = self._mask(framed, g)
@@ -701,9 +700,7 @@ class SimCSETask:
         return len(self.train_ids) // self.batch_size
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        epoch, within = divmod(step, self.steps_per_epoch())
-        order = torch.randperm(len(self.train_ids), generator=torch.Generator().manual_seed(self.seed + epoch))
-        idx = order[within * self.batch_size:(within + 1) * self.batch_size].tolist()
+        idx = batch_indices(len(self.train_ids), self.batch_size, self.seed, step).tolist()
         return _pad([self.train_ids[i] for i in idx], self.tokenizer.pad_token_id)
 
     def count(self, batch) -> int:

@@ -23,7 +23,7 @@ from .data import iter_texts, load_corpus
 from .masking import IGNORE_INDEX, Masker, generator_for
 from .model import build_mlm_model, mlm_parts, parameter_count, save_model
 from .tokenizer import load_tokenizer, train_tokenizer
-from .training import Callback, train
+from .training import Callback, batch_indices, train
 
 
 # ---- text -> fixed-length blocks -----------------------------------------------------------------
@@ -142,10 +142,7 @@ class MLMTask:
         return len(self.train_blocks["input_ids"]) // self.batch_size
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        spe = self.steps_per_epoch()
-        epoch, within = divmod(step, spe)
-        order = torch.randperm(len(self.train_blocks["input_ids"]), generator=torch.Generator().manual_seed(self.seed + epoch))
-        idx = order[within * self.batch_size:(within + 1) * self.batch_size]
+        idx = batch_indices(len(self.train_blocks["input_ids"]), self.batch_size, self.seed, step)
         ids = self.train_blocks["input_ids"][idx]
         corrupted, labels = self.masker(ids, generator_for(self.seed, step))
         out = {"input_ids": corrupted, "labels": labels}

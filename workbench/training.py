@@ -69,6 +69,15 @@ class TrainState:
     extra: dict = field(default_factory=dict)
 
 
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """The examples of global batch `step` out of `n`: epoch e is a permutation seeded by seed + e,
+    cut into consecutive batches (an epoch's incomplete last batch is skipped). A pure function of
+    its arguments, which is what makes resume exact; every task draws its batches with it."""
+    epoch, within = divmod(step, n // batch_size)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+    return order[within * batch_size:(within + 1) * batch_size]
+
+
 # ---- devices and precision -----------------------------------------------------------------------
 
 def cpu_supports_bf16() -> bool:
@@ -327,7 +336,10 @@ def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, cal
             record = {"kind": "train", "step": state.step, "time": round(state.train_time, 3), "tokens": state.tokens,
                       "loss": round(loss, 5), "lr": lr, "tokens_per_s": round((state.tokens - last_log[1]) / max(dt, 1e-9), 1)}
             emit("train", record)
-            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{record['tokens_per_s']:.0f}")
+            shown = {"loss": f"{loss:.3f}", "lr": f"{lr:.1e}", "tok_s": f"{record['tokens_per_s']:.0f}"}
+            if budget:  # a time-budget run has no step total: show how much of the budget is spent
+                shown["budget"] = f"{state.train_time / 60:.1f}/{budget / 60:.1f}min"
+            bar.set_postfix(shown)
             last_log = (state.step, state.tokens, state.train_time)
             running_loss.zero_()
             running_items = 0
