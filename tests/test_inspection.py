@@ -64,6 +64,25 @@ def tiny_roberta_dir() -> Path:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def tiny_modernbert_dir() -> Path:
+    """A ModernBERT masked LM (rotary positions; the architecture of assets/default-model) built with
+    the project's own model presets and the tiny BERT's WordPiece tokenizer."""
+    from transformers import AutoTokenizer
+
+    from workbench.config import ModelConfig
+    from workbench.model import build_mlm_model
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir())
+    torch.manual_seed(2)
+    model = build_mlm_model(ModelConfig(size="tiny", layers=2, hidden=64, heads=2, max_position=128,
+                                        architecture="modernbert"), tok)
+    out = _ROOT / "tiny-modernbert"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def bert():
     return inspection.load_mlm(tiny_bert_dir())
@@ -170,6 +189,16 @@ def test_attentions_shapes_and_rows_sum_to_one(bert):
     assert r.weights.shape == (2, 2, n, n) and (r.layers, r.heads) == (2, 2)
     assert np.allclose(r.weights.sum(-1), 1.0, atol=1e-5)
     assert (r.weights >= 0).all()
+
+
+def test_modernbert_fill_mask_and_attention():
+    model, tok = inspection.load_mlm(tiny_modernbert_dir())
+    assert type(model).__name__ == "ModernBertForMaskedLM"
+    text = "the [MASK] of the united [MASK] said ."
+    _assert_same(inspection.fill_mask(model, tok, text, top_k=5).predictions, _pipeline(tiny_modernbert_dir())(text, top_k=5))
+    r = inspection.attentions(model, tok, text)
+    n = len(tok(text)["input_ids"])
+    assert r.weights.shape == (2, 2, n, n) and np.allclose(r.weights.sum(-1), 1.0, atol=1e-5)
 
 
 def test_attentions_switches_an_sdpa_model_to_eager():

@@ -96,7 +96,7 @@ def test_total_steps_and_precision_rules():
 
 # ---- the pipeline ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("architecture", ["bert", "preln"])
+@pytest.mark.parametrize("architecture", ["bert", "preln", "modernbert"])
 def test_head_on_masked_positions_equals_the_models_own_loss(tokenizer, architecture):
     """MLMLoss runs the prediction head on the masked rows only; the loss must be the one the
     transformers model computes over full logits (its mean x the number of predicted tokens)."""
@@ -108,7 +108,8 @@ def test_head_on_masked_positions_equals_the_models_own_loss(tokenizer, architec
     torch.manual_seed(0)
     model = build_mlm_model(ModelConfig(size="tiny", layers=1, hidden=64, heads=2, architecture=architecture),
                             tokenizer).eval()
-    assert type(model).__name__ == {"bert": "BertForMaskedLM", "preln": "RobertaPreLayerNormForMaskedLM"}[architecture]
+    assert type(model).__name__ == {"bert": "BertForMaskedLM", "preln": "RobertaPreLayerNormForMaskedLM",
+                                    "modernbert": "ModernBertForMaskedLM"}[architecture]
     ids = torch.randint(5, len(tokenizer), (4, 32))
     masked, labels = Masker.from_tokenizer(tokenizer, MaskingConfig())(ids, torch.Generator().manual_seed(1))
     loss_fn = MLMLoss(model)

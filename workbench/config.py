@@ -74,7 +74,7 @@ MODEL_PRESETS: dict[str, tuple[int, int, int, int]] = {
 }
 
 
-ARCHITECTURES = ("bert", "preln")  # post-LN BERT (the original); pre-LN (layer norm before each block)
+ARCHITECTURES = ("bert", "preln", "modernbert")  # post-LN BERT; pre-LN BERT; ModernBERT (pre-LN, RoPE, GeGLU)
 
 
 @dataclass
@@ -82,7 +82,7 @@ class ModelConfig:
     size: str = "mini"  # tiny | mini | small | medium | base (layers/hidden/heads of MODEL_PRESETS)
     # bert = BertForMaskedLM; preln = RobertaPreLayerNormForMaskedLM, the same encoder with layer
     # norm moved before each block, which escapes the early plateau sooner (Xiong et al. 2020; Cramming)
-    architecture: str = "bert"  # bert (post-LN, the original) | preln (pre-LN, trains faster from scratch)
+    architecture: str = "bert"  # bert (post-LN, the original) | preln (pre-LN) | modernbert (rotary positions, GeGLU)
     layers: Optional[int] = None  # number of transformer layers (overrides the size preset)
     hidden: Optional[int] = None  # hidden size (overrides the size preset)
     heads: Optional[int] = None  # attention heads (overrides the size preset)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 from transformers import (
-    AutoModelForMaskedLM, BertConfig, BertForMaskedLM, BertForPreTraining, RobertaPreLayerNormConfig,
-    RobertaPreLayerNormForMaskedLM,
+    AutoModelForMaskedLM, BertConfig, BertForMaskedLM, BertForPreTraining, ModernBertConfig, ModernBertForMaskedLM,
+    RobertaPreLayerNormConfig, RobertaPreLayerNormForMaskedLM,
 )
 
 from .config import ModelConfig
@@ -26,6 +26,15 @@ def bert_config(cfg: ModelConfig, tokenizer) -> BertConfig | RobertaPreLayerNorm
         intermediate_size=ff, hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
         pad_token_id=tokenizer.pad_token_id, type_vocab_size=2,
     )
+    if cfg.architecture == "modernbert":
+        # rotary positions instead of a learned table; every layer attends globally (ModernBERT's local
+        # windows only matter for inputs much longer than our blocks)
+        return ModernBertConfig(
+            vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+            intermediate_size=ff, max_position_embeddings=cfg.max_position, global_attn_every_n_layers=1,
+            embedding_dropout=cfg.dropout, attention_dropout=cfg.dropout, mlp_dropout=cfg.dropout,
+            pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+            bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, mask_token_id=tokenizer.mask_token_id)
     if cfg.architecture == "preln":
         # RoBERTa-style position ids start after padding_idx, so the table needs pad_id + 1 more rows
         # for the same usable length.
@@ -47,10 +56,12 @@ def build_mlm_model(cfg: ModelConfig, tokenizer, with_sentence_head: bool = Fals
         except Exception as e:
             raise ModelError(f"{cfg.init_from}: cannot load a masked-LM checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     config = bert_config(cfg, tokenizer)
+    if cfg.architecture != "bert" and with_sentence_head:
+        raise ModelError("sentence-pair objectives (NSP/SOP) need architecture 'bert' (BertForPreTraining)")
     if cfg.architecture == "preln":
-        if with_sentence_head:
-            raise ModelError("sentence-pair objectives (NSP/SOP) need architecture 'bert' (BertForPreTraining)")
         return RobertaPreLayerNormForMaskedLM(config)
+    if cfg.architecture == "modernbert":
+        return ModernBertForMaskedLM(config)
     return BertForPreTraining(config) if with_sentence_head else BertForMaskedLM(config)
 
 
@@ -68,6 +79,8 @@ def mlm_parts(model: torch.nn.Module):
     """(encoder, prediction head) of a BERT-family masked LM, or None when the model has another
     layout. With them the head runs on masked positions only, which saves most of the output-layer
     work (15% of positions instead of all)."""
+    if type(model).__name__ == "ModernBertForMaskedLM":
+        return model.model, torch.nn.Sequential(model.head, model.decoder)
     for enc_name, head_name in (("bert", "cls"), ("distilbert", None), ("roberta", "lm_head"),
                                 ("roberta_prelayernorm", "lm_head")):
         enc = getattr(model, enc_name, None)
