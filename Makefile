@@ -27,8 +27,8 @@ browser:
 # (progress bar in the terminal) into runs/first-launch; the app opens the newest run under runs/.
 app: install
 	@if [ ! -d assets/default-model ] && [ ! -d runs/first-launch/model ]; then \
-	  echo "No shipped model yet: pre-training the mini model for 4 minutes into runs/first-launch ..."; \
-	  $(BIN)/workbench pretrain --preset mini --time-budget 4m --out runs/first-launch --resume; fi
+	  echo "No shipped model: pre-training a mini ModernBERT for 4 minutes into runs/first-launch ..."; \
+	  $(BIN)/workbench pretrain --preset mini --architecture modernbert --dropout 0 --time-budget 4m --out runs/first-launch --resume; fi
 	$(BIN)/workbench app --runs runs
 
 # How the shipped assets/default-model was made (40 minutes of training on a 2-core CPU; its

@@ -309,3 +309,35 @@ def test_learning_curve_page_opens_offline(tmp_path, monkeypatch):
     page = (tmp_path / "lc" / "learning_curve.html").read_text()
     assert "cdn.plot.ly" not in page and 'src="plotly.min.js"' in page
     assert (tmp_path / "lc" / "plotly.min.js").stat().st_size > 1_000_000
+
+
+@pytest.fixture(scope="module")
+def tiny_modernbert_run(tiny_run, tmp_path_factory):
+    """The same tokenizer with a tiny ModernBertForMaskedLM (the shipped default model's architecture)."""
+    from transformers import AutoTokenizer
+
+    from workbench.config import ModelConfig
+    from workbench.model import build_mlm_model
+
+    root = tmp_path_factory.mktemp("tiny_modernbert")
+    tok = AutoTokenizer.from_pretrained(tiny_run / "model")
+    torch.manual_seed(0)
+    build_mlm_model(ModelConfig(size="tiny", layers=2, hidden=64, heads=2, max_position=128, architecture="modernbert"),
+                    tok).save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    return root / "model"
+
+
+def test_modernbert_fine_tunes_full_and_frozen(tiny_modernbert_run, tmp_path):
+    for strategy in ("full", "frozen"):
+        cfg = _cfg(tiny_modernbert_run, steps=4, strategy=strategy)
+        initial, _ = ft.load_for_classification(str(tiny_modernbert_run), ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"])
+        assert type(initial).__name__ == "ModernBertForSequenceClassification"
+        before = {k: v.clone() for k, v in initial.state_dict().items()}
+        s = ft.finetune(cfg, tmp_path / strategy, progress=False)
+        after = _weights(tmp_path / strategy)
+        changed = {k for k in after if not torch.equal(after[k], before[k])}
+        assert "classifier.weight" in changed
+        encoder = [k for k in after if k.startswith(("model.embeddings.", "model.layers."))]
+        assert encoder and (set(encoder) <= changed if strategy == "full" else not set(encoder) & changed)
+        assert 0.0 <= s["val_accuracy"] <= 1.0
