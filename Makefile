@@ -36,7 +36,7 @@ app: install
 # new model of the same kind; `export` refuses to replace the shipped one unless given --overwrite.
 default-model: install
 	$(BIN)/workbench pretrain --preset mini --architecture modernbert --dropout 0 --time-budget 40m --out runs/default-model-modernbert
-	$(BIN)/workbench export runs/default-model-modernbert assets/default-model
+	$(BIN)/workbench export runs/default-model-modernbert assets/default-model --half
 
 demo: install
 	$(BIN)/workbench pretrain --preset mini --time-budget 2m --out runs/demo --overwrite

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from workbench.cli import build_parser, main
 
@@ -91,6 +92,22 @@ def test_pretrain_evaluate_fill_mask_end_to_end(tmp_path, tokenizer_dir):
     assert {"model.safetensors", "config.json", "tokenizer.json"} <= {p.name for p in dest.iterdir()}
     again = run_cli("export", str(run), str(dest))
     assert again.returncode == 2 and "--overwrite" in again.stderr and (dest / "README.md").read_text() == card
+    # --half: float16 on disk, float32 when loaded, and the card reports the copy's own validation
+    half = tmp_path / "half"
+    out = run_cli("export", str(run), str(half), "--half")
+    assert out.returncode == 0, out.stderr[-2000:]
+    from safetensors.torch import load_file
+
+    from workbench.inspection import load_mlm
+
+    assert {t.dtype for t in load_file(str(half / "model.safetensors")).values()} == {torch.float16}
+    assert (half / "model.safetensors").stat().st_size < 0.6 * (dest / "model.safetensors").stat().st_size
+    model, _ = load_mlm(half)
+    assert next(model.parameters()).dtype == torch.float32
+    card = (half / "README.md").read_text()
+    assert "float16 (loaded as float32); validation of this copy" in card
+    logged = float(card.split("validation of this copy, same fixed masks: MLM loss ")[1].split(",")[0])
+    assert logged == pytest.approx(summary["val_loss"], abs=0.02)  # rounding the weights changes little
 
 
 def test_train_tokenizer_command_refuses_to_overwrite(tmp_path):

@@ -104,13 +104,21 @@ EXPORT_EXAMPLES = ("president donald [MASK] said on tuesday that he would sign t
 
 def cmd_export(args) -> int:
     from .inspection import fill_mask, load_mlm
+    from .pretrain import evaluate_mlm
 
-    model, tokenizer = load_mlm(args.run)
+    out = runs.export_model(args.run, args.out, overwrite=args.overwrite, half=args.half)
+    model, tokenizer = load_mlm(out)  # the exported copy, so the card shows what users will get
     examples = []
     for text in args.example or EXPORT_EXAMPLES:
         text = text.replace("[MASK]", tokenizer.mask_token)
         examples.append((text, [p["token"] for p in fill_mask(model, tokenizer, text, top_k=5).predictions[0]]))
-    out = runs.export_model(args.run, args.out, runs.model_card(args.run, examples), overwrite=args.overwrite)
+    extra = []
+    if args.half:
+        cfg = C.load_config_file(Path(args.run) / runs.CONFIG)
+        m = evaluate_mlm(out, cfg, batches=cfg.train.eval_batches)
+        extra.append(("stored weights", f"float16 (loaded as float32); validation of this copy, same fixed masks: MLM loss "
+                                        f"{m['val_loss']:.3f}, masked-token accuracy {m['val_accuracy']:.1%}"))
+    (out / "README.md").write_text(runs.model_card(args.run, examples, extra), encoding="utf-8")
     print(f"exported {args.run} -> {out} (model card: {out / 'README.md'})")
     return 0
 
@@ -197,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a finished pre-training run directory")
     p.add_argument("out", help="destination directory (e.g. assets/default-model)")
     p.add_argument("--example", action="append", help="a sentence with [MASK] to show in the card (repeatable)")
+    p.add_argument("--half", action="store_true", help="store the weights in float16 (half the size; workbench loads them as float32)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT (the old one is kept as OUT.old-N)")
     p.set_defaults(func=cmd_export)
 

@@ -333,7 +333,7 @@ def load_for_classification(path: str, label_names: Sequence[str], from_scratch:
                 config.architectures = None
                 model = AutoModelForSequenceClassification.from_config(config)
             else:
-                model = AutoModelForSequenceClassification.from_pretrained(model_loc, ignore_mismatched_sizes=True, **kwargs)
+                model = AutoModelForSequenceClassification.from_pretrained(model_loc, ignore_mismatched_sizes=True, dtype=torch.float32, **kwargs)
     except Exception as e:  # transformers raises many types for a bad directory or hub id
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
         raise FinetuneError(f"{path}: cannot load a model for sequence classification ({type(e).__name__}: {first})") from None
@@ -490,7 +490,7 @@ def classify(model_path: str | Path, texts: str | Sequence[str], text_pairs: str
     try:
         tokenizer = load_tokenizer(tok_loc)
         with _quiet_transformers():
-            model = AutoModelForSequenceClassification.from_pretrained(model_loc)
+            model = AutoModelForSequenceClassification.from_pretrained(model_loc, dtype=torch.float32)
     except (TokenizerError, OSError, ValueError) as e:
         raise FinetuneError(f"{model_path}: cannot load a sequence classifier ({str(e).splitlines()[0][:300]})") from None
     model.eval()

@@ -68,7 +68,7 @@ def _load(auto_cls, path_or_hub_id: str | Path):
         hint = "" if Path(model_loc).exists() else " - no such local directory, and not found on the hub"
         raise InspectionError(f"{path_or_hub_id}: cannot load its tokenizer{hint} ({_first_line(e)})") from None
     try:
-        model = auto_cls.from_pretrained(model_loc, attn_implementation="eager")
+        model = auto_cls.from_pretrained(model_loc, attn_implementation="eager", dtype=torch.float32)
     except Exception as e:
         raise InspectionError(f"{path_or_hub_id}: cannot load a model ({_first_line(e)})") from None
     model.eval()

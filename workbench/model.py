@@ -51,8 +51,8 @@ def build_mlm_model(cfg: ModelConfig, tokenizer, with_sentence_head: bool = Fals
     if cfg.init_from:
         try:
             if with_sentence_head:
-                return BertForPreTraining.from_pretrained(cfg.init_from)
-            return AutoModelForMaskedLM.from_pretrained(cfg.init_from)
+                return BertForPreTraining.from_pretrained(cfg.init_from, dtype=torch.float32)
+            return AutoModelForMaskedLM.from_pretrained(cfg.init_from, dtype=torch.float32)
         except Exception as e:
             raise ModelError(f"{cfg.init_from}: cannot load a masked-LM checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     config = bert_config(cfg, tokenizer)

@@ -614,7 +614,7 @@ def load_encoder(path: str | Path, dropout: Optional[float] = None, attention: b
                 setattr(config, name, dropout)
     kwargs = {"attn_implementation": "eager"} if attention else {}
     with _quiet_transformers():
-        model = AutoModel.from_pretrained(str(model_dir), config=config, **kwargs)
+        model = AutoModel.from_pretrained(str(model_dir), config=config, dtype=torch.float32, **kwargs)
     return model, load_tokenizer(tok_dir)
 
 
@@ -829,7 +829,7 @@ def mlm_eval_standard(run_dir: str | Path, corpus, seq_len: int = 128, batches: 
     model_dir, tok_dir = runs.resolve_model_dir(run_dir)
     tokenizer = load_tokenizer(tok_dir)
     with _quiet_transformers():
-        model = AutoModelForMaskedLM.from_pretrained(str(model_dir))
+        model = AutoModelForMaskedLM.from_pretrained(str(model_dir), dtype=torch.float32)
     blocks = make_blocks(corpus["validation"], tokenizer, TrainConfig(seq_len=seq_len, packing=True), "tokenize validation")
     task = MLMTask(blocks, blocks, Masker.from_tokenizer(tokenizer, MaskingConfig(seed=seed)), batch_size=1, seed=seed,
                    eval_batches=batches)

@@ -262,7 +262,7 @@ def evaluate_mlm(model_path: str | Path, cfg: Optional[PretrainConfig] = None, b
     cfg = cfg or PretrainConfig()
     model_dir, tok_dir = runs.resolve_model_dir(model_path)
     tokenizer = load_tokenizer(tok_dir)
-    model = AutoModelForMaskedLM.from_pretrained(str(model_dir))
+    model = AutoModelForMaskedLM.from_pretrained(str(model_dir), dtype=torch.float32)
     corpus = load_corpus(cfg.data, seed=cfg.train.seed)
     blocks = make_blocks(corpus[split], tokenizer, cfg.train, f"tokenize {split}")
     task = MLMTask(blocks, blocks, Masker.from_tokenizer(tokenizer, cfg.masking), batch_size=1,

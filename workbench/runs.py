@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 CONFIG = "config.json"
 TOKENIZER = "tokenizer"
@@ -136,10 +136,11 @@ def record_command(run_dir: str | Path, argv: list[str]) -> None:
         f.write(shlex.join(argv) + "\n")
 
 
-def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]]]] = None) -> str:
+def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]]]] = None,
+               extra_rows: Sequence[tuple[str, str]] = ()) -> str:
     """A README.md for the final model of a pre-training run: what it is, the exact command, seeds,
     corpus, training time and validation metrics, all read from the run directory. `examples` are
-    (text, top predictions) pairs to show."""
+    (text, top predictions) pairs to show; `extra_rows` more (name, value) rows for the table."""
     run = Path(run_dir)
     if not (run / SUMMARY).exists():
         raise RunError(f"{run}: no summary.json; the run has not finished")
@@ -174,6 +175,7 @@ def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]
         f"training at {summary['tokens_per_s']:,.0f} tokens/s on {summary['device']} ({summary['precision']}) |",
         f"| validation (fixed masks) | MLM loss {summary.get('val_loss', float('nan')):.3f}, perplexity "
         f"{summary.get('val_perplexity', float('nan')):.1f}, masked-token accuracy {summary.get('val_accuracy', float('nan')):.1%} |",
+        *(f"| {name} | {value} |" for name, value in extra_rows),
     ]
     if examples:
         lines += ["", "## What it predicts", "", "| text | top predictions |", "|---|---|"]
@@ -181,9 +183,10 @@ def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]
     return "\n".join(lines) + "\n"
 
 
-def export_model(run_dir: str | Path, dest: str | Path, card: str, overwrite: bool = False) -> Path:
-    """Copy a run's final model (weights, config, tokenizer) to `dest` with `card` as its README.md.
-    An existing `dest` is kept unless `overwrite` (then moved aside to DEST.old-N, as for runs)."""
+def export_model(run_dir: str | Path, dest: str | Path, overwrite: bool = False, half: bool = False) -> Path:
+    """Copy a run's final model (weights, config, tokenizer) to `dest`. An existing `dest` is kept
+    unless `overwrite` (then moved aside to DEST.old-N, as for runs). `half` stores the floating-point
+    weights in float16: half the size; the package loads them back as float32."""
     src = Path(run_dir) / MODEL
     if not is_model_dir(src):
         raise RunError(f"{run_dir}: no final model in {src}")
@@ -193,7 +196,15 @@ def export_model(run_dir: str | Path, dest: str | Path, card: str, overwrite: bo
     for f in src.iterdir():
         if f.is_file():
             shutil.copy2(f, out / f.name)
-    (out / "README.md").write_text(card, encoding="utf-8")
+    if half:
+        from safetensors.torch import load_file, save_file
+
+        for f in out.glob("*.safetensors"):
+            weights = load_file(str(f))
+            save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(f), metadata={"format": "pt"})
+        config = json.loads((out / "config.json").read_text())
+        config["dtype"] = "float16"
+        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return out
 
 
