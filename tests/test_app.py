@@ -378,3 +378,12 @@ def test_explicit_similarity_model(simcse_served, tmp_path):
     assert "Similarity" in _tab_labels(demo) and [v for _, v in wb.similarity_choices()] == [str(runs_dir / "sim" / "model")]
     ref = app_module.Workbench(str(tiny_bert_dir()), runs_dir).similarity_api("a cat", "a dog", "sim")
     assert wb.similarity_api("a cat", "a dog")["similarity"] == pytest.approx(ref["similarity"], abs=1e-6)
+
+
+def test_model_line_states_validation_accuracy_when_known(tmp_path):
+    run = tmp_path / "runs" / "pre"
+    shutil.copytree(tiny_bert_dir(), run / "model")
+    wb = app_module.Workbench(model=str(run), runs_dir=tmp_path / "runs")
+    assert "validation" not in wb.describe(None)  # no summary.json: nothing claimed
+    (run / "summary.json").write_text(json.dumps({"steps": 4336, "val_accuracy": 0.37764}))
+    assert "pre-trained 4,336 steps, validation masked-token accuracy 37.8%" in wb.describe(None)

@@ -89,7 +89,7 @@ def test_pretrain_evaluate_fill_mask_end_to_end(tmp_path, tokenizer_dir):
     assert "workbench pretrain --preset tiny --max-documents 100" in card
     assert f"masked-token accuracy {summary['val_accuracy']:.1%}" in card and "training seed 0" in card
     assert f"| `the [MASK] of the united states` | `{preds[0][0]['token']}`" in card  # the same top prediction
-    assert {"model.safetensors", "config.json", "tokenizer.json"} <= {p.name for p in dest.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "summary.json"} <= {p.name for p in dest.iterdir()}
     again = run_cli("export", str(run), str(dest))
     assert again.returncode == 2 and "--overwrite" in again.stderr and (dest / "README.md").read_text() == card
     # --half: float16 on disk, float32 when loaded, and the card reports the copy's own validation

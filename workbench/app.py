@@ -180,9 +180,15 @@ class Workbench:
         except inspection.InspectionError as e:
             return f"⚠️ {e}"
         c = model.config
-        return (f"**Model** `{self.resolve_choice(choice)}`: {type(model).__name__}, {c.num_hidden_layers} layers, "
+        path = self.resolve_choice(choice)
+        line = (f"**Model** `{path}`: {type(model).__name__}, {c.num_hidden_layers} layers, "
                 f"{c.num_attention_heads} heads, hidden {c.hidden_size}, vocabulary {len(tok):,}, "
                 f"mask token `{tok.mask_token}`, at most {inspection.max_tokens(model, tok)} tokens")
+        summary = runs.summary_of(path) if path and Path(path).exists() else None
+        if summary and summary.get("val_accuracy") is not None:
+            line += (f"; pre-trained {summary.get('steps', 0):,} steps, validation masked-token accuracy "
+                     f"{summary['val_accuracy']:.1%}")
+        return line
 
     def mask_token(self, choice: Optional[str] = None) -> str:
         try:

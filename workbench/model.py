@@ -19,7 +19,8 @@ class ModelError(ValueError):
     pass
 
 
-def bert_config(cfg: ModelConfig, tokenizer) -> BertConfig | RobertaPreLayerNormConfig:
+def model_config(cfg: ModelConfig, tokenizer) -> BertConfig | RobertaPreLayerNormConfig | ModernBertConfig:
+    """The transformers config of `cfg.architecture` at the preset's size, for `tokenizer`'s vocabulary."""
     layers, hidden, heads, ff = cfg.resolved()
     common = dict(
         vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
@@ -45,7 +46,8 @@ def bert_config(cfg: ModelConfig, tokenizer) -> BertConfig | RobertaPreLayerNorm
 
 
 def build_mlm_model(cfg: ModelConfig, tokenizer, with_sentence_head: bool = False) -> torch.nn.Module:
-    """A fresh BertForMaskedLM from the preset, or, with `init_from`, any AutoModelForMaskedLM
+    """A fresh masked LM of `cfg.architecture` (BertForMaskedLM, RobertaPreLayerNormForMaskedLM or
+    ModernBertForMaskedLM) at the preset's size, or, with `init_from`, any AutoModelForMaskedLM
     checkpoint (local directory or hub id) to continue pre-training. `with_sentence_head` gives
     BertForPreTraining (MLM + a two-way sentence-pair head, for NSP/SOP)."""
     if cfg.init_from:
@@ -55,7 +57,7 @@ def build_mlm_model(cfg: ModelConfig, tokenizer, with_sentence_head: bool = Fals
             return AutoModelForMaskedLM.from_pretrained(cfg.init_from, dtype=torch.float32)
         except Exception as e:
             raise ModelError(f"{cfg.init_from}: cannot load a masked-LM checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
-    config = bert_config(cfg, tokenizer)
+    config = model_config(cfg, tokenizer)
     if cfg.architecture != "bert" and with_sentence_head:
         raise ModelError("sentence-pair objectives (NSP/SOP) need architecture 'bert' (BertForPreTraining)")
     if cfg.architecture == "preln":

@@ -128,6 +128,18 @@ def prepare_run_dir(path: str | Path, overwrite: bool = False, resume: bool = Fa
     return p
 
 
+def summary_of(path: str | Path) -> Optional[dict]:
+    """The training summary of a run, a run's model directory or an exported model, if there is one."""
+    p = Path(path)
+    for candidate in (p / SUMMARY, p.parent / SUMMARY):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text())
+            except json.JSONDecodeError:
+                return None
+    return None
+
+
 def record_command(run_dir: str | Path, argv: list[str]) -> None:
     """Append the command line to RUN/command.txt, so a model card can say exactly what made it."""
     import shlex
@@ -196,6 +208,8 @@ def export_model(run_dir: str | Path, dest: str | Path, overwrite: bool = False,
     for f in src.iterdir():
         if f.is_file():
             shutil.copy2(f, out / f.name)
+    if (Path(run_dir) / SUMMARY).exists():  # the training summary travels with the model (the app shows it)
+        shutil.copy2(Path(run_dir) / SUMMARY, out / SUMMARY)
     if half:
         from safetensors.torch import load_file, save_file
 
