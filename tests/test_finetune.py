@@ -328,6 +328,30 @@ def tiny_modernbert_run(tiny_run, tmp_path_factory):
     return root / "model"
 
 
+def _save_as_float16(path):
+    """Rewrite a model directory as float16 on disk (config dtype float16), as `export --half` does."""
+    import json
+
+    from transformers import AutoModelForMaskedLM
+
+    AutoModelForMaskedLM.from_pretrained(path).half().save_pretrained(path)
+    assert json.loads((path / "config.json").read_text())["dtype"] == "float16"
+
+
+def test_half_precision_checkpoints_train_in_float32(tiny_modernbert_run, tmp_path):
+    """Pre-trained and from-scratch classifiers of a float16 checkpoint are both built in float32,
+    so CPU training works and the optimizer keeps full precision."""
+    import shutil
+
+    half = tmp_path / "half"
+    shutil.copytree(tiny_modernbert_run, half)
+    _save_as_float16(half)
+    for scratch in (False, True):
+        clf, _ = ft.load_for_classification(str(half), ["a", "b"], from_scratch=scratch)
+        assert {p.dtype for p in clf.parameters()} == {torch.float32}
+    assert ft.finetune(_cfg(half, steps=2), tmp_path / "run", progress=False)["steps"] == 2
+
+
 def test_modernbert_fine_tunes_full_and_frozen(tiny_modernbert_run, tmp_path):
     for strategy in ("full", "frozen"):
         cfg = _cfg(tiny_modernbert_run, steps=4, strategy=strategy)

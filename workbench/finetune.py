@@ -331,7 +331,7 @@ def load_for_classification(path: str, label_names: Sequence[str], from_scratch:
             if from_scratch:
                 config = AutoConfig.from_pretrained(model_loc, **kwargs)
                 config.architectures = None
-                model = AutoModelForSequenceClassification.from_config(config)
+                model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
             else:
                 model = AutoModelForSequenceClassification.from_pretrained(model_loc, ignore_mismatched_sizes=True, dtype=torch.float32, **kwargs)
     except Exception as e:  # transformers raises many types for a bad directory or hub id
