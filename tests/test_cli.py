@@ -124,11 +124,15 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path):
         (["pretrain", "--preset", "tiny", "--time-budget", "ten minutes", "--out", str(tmp_path / "r")], "cannot read duration"),
         (["fill-mask", str(tmp_path / "nothing"), "a [MASK]"], "nothing"),
         (["pretrain", "--config", str(tmp_path / "nope.yaml")], "config file not found"),
+        (["pretrain", "--architecture", "foo", "--out", str(tmp_path / "r2")], "unknown architecture 'foo'"),
+        (["pretrain", "--architecture", "modernbert", "--objective", "mlm+sop", "--out", str(tmp_path / "r3")],
+         "needs architecture bert"),
     ]
     for args, message in cases:
         out = run_cli(*args)
         assert out.returncode == 2, (args, out.stderr[-1500:])
         assert message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()  # refused before any work
 
 
 def test_corpus_stats_json():

@@ -148,6 +148,11 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in ("mlm", "mlm+nsp", "mlm+sop"):
             raise ConfigError(f"objective must be mlm, mlm+nsp or mlm+sop, got {self.objective!r}")
+        # checked here, before any corpus loading or tokenizer training, so a typo costs nothing
+        self.model.resolved()
+        if self.objective != "mlm" and self.model.architecture != "bert" and not self.model.init_from:
+            raise ConfigError(f"objective {self.objective} needs architecture bert (BertForPreTraining), "
+                              f"got {self.model.architecture!r}")
 
 
 # Run presets: a name -> overrides applied to a default PretrainConfig.
