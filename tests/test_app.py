@@ -67,10 +67,9 @@ def make_runs_dir(root: Path) -> Path:
     return runs_dir
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """The app on a free loopback port, started with the tiny model as its start model."""
-    runs_dir = make_runs_dir(tmp_path_factory.mktemp("app"))
+def serve(runs_dir: Path):
+    """Launch the app (tiny model as its start model) on a free loopback port; yields (demo, client,
+    runs_dir) and closes it afterwards. Fixtures delegate to it with `yield from`."""
     demo = app_module.build_app(model=str(tiny_bert_dir()), runs_dir=runs_dir, live_every=30)
     demo.queue(default_concurrency_limit=2)
     port = free_port()
@@ -79,6 +78,13 @@ def served(tmp_path_factory):
         yield demo, Client(f"http://127.0.0.1:{port}", verbose=False), runs_dir
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app on a free loopback port, started with the tiny model as its start model."""
+    runs_dir = make_runs_dir(tmp_path_factory.mktemp("app"))
+    yield from serve(runs_dir)
 
 
 def test_api_names(served):
@@ -279,14 +285,7 @@ def simcse_served(tmp_path_factory, small_corpus):
     cfg.train.batch_size, cfg.train.max_steps, cfg.train.eval_every, cfg.train.log_every = 16, 3, 100, 1
     cfg.train.eval_batches, cfg.train.precision, cfg.train.lr = 1, "fp32", 1e-3
     O.train_simcse(runs_dir / "pre", runs_dir / "sim", cfg, progress=False, corpus=small_corpus, task_data=load_task("trec"))
-    demo = app_module.build_app(model=str(tiny_bert_dir()), runs_dir=runs_dir, live_every=30)
-    demo.queue(default_concurrency_limit=2)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo, Client(f"http://127.0.0.1:{port}", verbose=False), runs_dir
-    finally:
-        demo.close()
+    yield from serve(runs_dir)
 
 
 def test_simcse_runs_are_found_and_get_a_tab(simcse_served):

@@ -137,22 +137,22 @@ class Workbench:
         """SimCSE runs under runs_dir (a retrieval.json or a SimCSE config, and a model or checkpoint), newest first."""
         return [p.name for p in runs.list_runs(self.runs_dir) if is_simcse_run(p) and inspection.architectures(p)]
 
-    def similarity_choices(self) -> list[tuple[str, str]]:
-        choices = [(f"{self.similarity_path} (start encoder)", self.similarity_path)] if self.similarity_path else []
-        for name in self.similarity_runs():
-            if not self.similarity_path or (self.runs_dir / name).resolve() != Path(self.similarity_path).resolve():
+    def _choices(self, start: Optional[str], what: str, run_names: list[str]) -> list[tuple[str, str]]:
+        """Picker entries: the start model first, then the runs (the start model's own run not twice)."""
+        choices = [(f"{start} (start {what})", start)] if start else []
+        for name in run_names:
+            if not start or (self.runs_dir / name).resolve() != Path(start).resolve():
                 choices.append((f"runs: {name}", name))
         return choices
+
+    def similarity_choices(self) -> list[tuple[str, str]]:
+        return self._choices(self.similarity_path, "encoder", self.similarity_runs())
 
     def metric_runs(self) -> list[str]:
         return [p.name for p in runs.list_runs(self.runs_dir) if (p / runs.METRICS).exists()]
 
     def model_choices(self) -> list[tuple[str, str]]:
-        choices = [(f"{self.model_path} (start model)", self.model_path)] if self.model_path else []
-        for name in self.mlm_runs():
-            if not self.model_path or (self.runs_dir / name).resolve() != Path(self.model_path).resolve():
-                choices.append((f"runs: {name}", name))
-        return choices
+        return self._choices(self.model_path, "model", self.mlm_runs())
 
     def resolve_choice(self, choice: Optional[str], allowed_extra: Optional[str] = None) -> str:
         """A picker value -> a path to load: the start model, or a run inside runs_dir. Anything
