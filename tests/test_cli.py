@@ -92,6 +92,12 @@ def test_pretrain_evaluate_fill_mask_end_to_end(tmp_path, tokenizer_dir):
     assert {"model.safetensors", "config.json", "tokenizer.json", "summary.json"} <= {p.name for p in dest.iterdir()}
     again = run_cli("export", str(run), str(dest))
     assert again.returncode == 2 and "--overwrite" in again.stderr and (dest / "README.md").read_text() == card
+    # bad input is refused before anything is copied
+    for bad, message in ((["export", str(run), str(tmp_path / "e1"), "--example", "no mask here"], "no [MASK]"),
+                         (["export", str(tmp_path), str(tmp_path / "e2")], "no final model")):
+        out = run_cli(*bad)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
     # --half: float16 on disk, float32 when loaded, and the card reports the copy's own validation
     half = tmp_path / "half"
     out = run_cli("export", str(run), str(half), "--half")

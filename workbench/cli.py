@@ -106,7 +106,10 @@ def cmd_export(args) -> int:
     from .inspection import fill_mask, load_mlm
     from .pretrain import evaluate_mlm
 
-    out = runs.export_model(args.run, args.out, overwrite=args.overwrite, half=args.half)
+    for text in args.example or ():
+        if "[MASK]" not in text:
+            raise ValueError(f"--example {text!r} has no [MASK] to fill")
+    out = runs.export_model(args.run, args.out, overwrite=args.overwrite, half=args.half)  # checks the run first
     model, tokenizer = load_mlm(out)  # the exported copy, so the card shows what users will get
     examples = []
     for text in args.example or EXPORT_EXAMPLES:

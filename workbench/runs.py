@@ -202,6 +202,10 @@ def export_model(run_dir: str | Path, dest: str | Path, overwrite: bool = False,
     src = Path(run_dir) / MODEL
     if not is_model_dir(src):
         raise RunError(f"{run_dir}: no final model in {src}")
+    if not (Path(run_dir) / SUMMARY).exists() or not (Path(run_dir) / CONFIG).exists():
+        raise RunError(f"{run_dir}: not a finished pre-training run (no summary.json or config.json)")
+    if not any(a.endswith("ForMaskedLM") for a in json.loads((src / "config.json").read_text()).get("architectures") or []):
+        raise RunError(f"{run_dir}: its model is not a masked language model (export is for pre-training runs)")
     if Path(dest).exists() and any(Path(dest).iterdir()) and not overwrite:
         raise RunError(f"{dest}: exists; use --overwrite to replace it (the old one is then kept as {dest}.old-N)")
     out = prepare_run_dir(dest, overwrite=overwrite)
