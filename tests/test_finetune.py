@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from workbench import experiments as ex
 from workbench import finetune as ft
 from workbench.finetune import FinetuneConfig, FinetuneError, classification_metrics
 
@@ -221,9 +222,9 @@ def test_bad_inputs(tiny_run, tmp_path):
 # ---- benchmark, learning curve, CLI helpers ---------------------------------------------------
 
 def test_tiny_benchmark(tiny_run, tmp_path):
-    bcfg = ft.BenchmarkConfig(tasks=["trec", "spam"], train_examples=48, eval_examples=16)
+    bcfg = ex.BenchmarkConfig(tasks=["trec", "spam"], train_examples=48, eval_examples=16)
     bcfg.train.max_steps, bcfg.train.batch_size, bcfg.train.seq_len, bcfg.train.threads = 3, 16, 32, 1
-    res = ft.benchmark(tiny_run, tmp_path / "bench", bcfg, verbose=False)
+    res = ex.benchmark(tiny_run, tmp_path / "bench", bcfg, verbose=False)
     md = (tmp_path / "bench" / "benchmark.md").read_text()
     data = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
     assert [r["task"] for r in data["tasks"]] == ["trec", "spam"]
@@ -231,13 +232,13 @@ def test_tiny_benchmark(tiny_run, tmp_path):
     assert "| trec | accuracy |" in md and "| spam | macro_f1 |" in md and "average" in md and "from scratch" in md
     assert (tmp_path / "bench" / "trec" / "scratch" / "test_metrics.json").is_file()
     with pytest.raises(FinetuneError, match="exists"):
-        ft.benchmark(tiny_run, tmp_path / "bench", bcfg, verbose=False)
+        ex.benchmark(tiny_run, tmp_path / "bench", bcfg, verbose=False)
 
 
 def test_learning_curve(tiny_run, tmp_path):
     cfg = _cfg(tiny_run, task="trec")
     cfg.train.epochs = 1
-    results, fig = ft.learning_curve(tiny_run, "trec", sizes=(16, 32), cfg=cfg, min_steps=2, out_dir=tmp_path / "lc",
+    results, fig = ex.learning_curve(tiny_run, "trec", sizes=(16, 32), cfg=cfg, min_steps=2, out_dir=tmp_path / "lc",
                                      verbose=False)
     assert [r["size"] for r in results] == [16, 32]
     assert len(fig.data) == 2 and all(0 <= r["scratch"] <= 1 for r in results)
@@ -258,15 +259,15 @@ def test_cli_helpers(tiny_run, tmp_path, capsys):
     assert ft.run_classify_cli(c.parse_args([str(tmp_path / "cli"), "Who is he ?", "--json"])) == 0
     assert json.loads(capsys.readouterr().out.split("model in")[-1].split("\n", 1)[1])[0]["text"] == "Who is he ?"
     b = argparse.ArgumentParser()
-    ft.add_benchmark_arguments(b)
+    ex.add_benchmark_arguments(b)
     bargs = b.parse_args([str(tiny_run), "--tasks", "trec", "--no-scratch", "--max-steps", "5"])
-    bcfg = ft._cfg_from_args(bargs, ft.BenchmarkConfig)
+    bcfg = ft._cfg_from_args(bargs, ex.BenchmarkConfig)
     assert bcfg.tasks == ["trec"] and not bcfg.scratch and bcfg.train.max_steps == 5 and bcfg.train.lr == 3e-4
     # the sub-command hooks workbench/cli.py looks for
     top = argparse.ArgumentParser()
     sub = top.add_subparsers(dest="command")
-    for name in ("finetune", "classify", "benchmark", "learning_curve"):
-        getattr(ft, f"add_{name}_command")(sub)
+    for module, name in ((ft, "finetune"), (ft, "classify"), (ex, "benchmark"), (ex, "learning_curve")):
+        getattr(module, f"add_{name}_command")(sub)
     a = top.parse_args(["classify", str(tmp_path / "cli"), "Where is Rome ?"])
     assert a.func(a) == 0 and "Where is Rome ?" in capsys.readouterr().out
     assert top.parse_args(["finetune", "m", "--freeze-layers", "1"]).func is ft.run_finetune_cli
@@ -303,9 +304,9 @@ def test_learning_curve_page_opens_offline(tmp_path, monkeypatch):
 
     import plotly.graph_objects as go
 
-    monkeypatch.setattr(ft, "learning_curve", lambda *a, **k: ([], go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))))
+    monkeypatch.setattr(ex, "learning_curve", lambda *a, **k: ([], go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))))
     args = argparse.Namespace(model="m", task="trec", sizes=["16", "all"], out=str(tmp_path / "lc"), no_scratch=True, min_steps=2)
-    assert ft.run_learning_curve_cli(args) == 0
+    assert ex.run_learning_curve_cli(args) == 0
     page = (tmp_path / "lc" / "learning_curve.html").read_text()
     assert "cdn.plot.ly" not in page and 'src="plotly.min.js"' in page
     assert (tmp_path / "lc" / "plotly.min.js").stat().st_size > 1_000_000

@@ -245,10 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_finetune_commands(sub) -> None:
     """Commands whose flags live beside their code: fine-tuning and the contrastive objective."""
-    from . import finetune, objectives
+    from . import experiments, finetune, objectives
 
-    for hook in (finetune.add_finetune_command, finetune.add_classify_command, finetune.add_benchmark_command,
-                 finetune.add_learning_curve_command, objectives.add_simcse_command):
+    for hook in (finetune.add_finetune_command, finetune.add_classify_command, experiments.add_benchmark_command,
+                 experiments.add_learning_curve_command, objectives.add_simcse_command):
         hook(sub)
 
 

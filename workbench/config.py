@@ -334,3 +334,26 @@ def overrides_from_args(args: argparse.Namespace, cls: type) -> dict:
             target = target.setdefault(sec, {})
         target[name] = value
     return out
+
+
+# ---- the downstream benchmark (workbench.experiments) ---------------------------------------------
+
+DEFAULT_TASKS = ("sentiment", "spam", "trec", "bbc")
+
+
+def _benchmark_train_defaults() -> TrainConfig:
+    # sized for a 2-core CPU: mini model (4 layers, hidden 256), whole benchmark ~10 minutes
+    return TrainConfig(batch_size=32, seq_len=128, packing=False, lr=3e-4, weight_decay=0.01, warmup=0.1,
+                       schedule="linear", epochs=3.0, max_steps=150, eval_every=0, log_every=20, save_every=0,
+                       keep_checkpoints=1)
+
+
+@dataclass
+class BenchmarkConfig:
+    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
+    strategy: str = "full"
+    freeze_layers: int = 0
+    scratch: bool = True  # also fine-tune the randomly initialised baseline
+    train_examples: Optional[int] = 2000
+    eval_examples: Optional[int] = 500
+    train: TrainConfig = field(default_factory=_benchmark_train_defaults)
