@@ -71,11 +71,11 @@ def cmd_train_tokenizer(args) -> int:
 
     cfg = _pretrain_config(args)
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise C.ConfigError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
+    runs.check_output_dir(out, overwrite=args.overwrite)  # before any work; touches nothing
     corpus = load_corpus(cfg.data, seed=cfg.train.seed)
     t0 = time.perf_counter()
     tok = train_tokenizer(iter_texts(corpus), cfg.tokenizer, length=len(corpus["train"]))
+    runs.prepare_output_dir(out, overwrite=args.overwrite, kind="tokenizer")  # an old one is moved to OUT.old-N
     tok.save_pretrained(str(out))
     print(f"trained a {cfg.tokenizer.algorithm} tokenizer in {time.perf_counter() - t0:.1f}s -> {out}")
     print(tokenizer_report(tok, corpus["validation"]["text"]).table())
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_config(p)
     C.add_arguments(p, C.PretrainConfig, skip=("train", "masking", "model", "objective"))
     p.add_argument("--out", required=True, help="directory to save the tokenizer to")
-    p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out the workbench made (the old one is moved to OUT.old-N)")
     p.set_defaults(func=cmd_train_tokenizer)
 
     p = sub.add_parser("pretrain", help="pre-train a masked language model",

@@ -110,22 +110,83 @@ def inside(root: str | Path, candidate: str | Path) -> Path:
     return cand_r
 
 
-def prepare_run_dir(path: str | Path, overwrite: bool = False, resume: bool = False) -> Path:
-    """Create a fresh run directory. An existing non-empty one is never replaced unless `overwrite`
-    (then it is moved aside to PATH.old-N first, not deleted) and is reused as is with `resume`."""
+# ---- output folders: never lose what a user gave us ---------------------------------------------
+# Every folder the workbench makes for its output gets a marker file naming what it is. `--overwrite`
+# moves such a folder aside to PATH.old-N (never deletes it) and refuses a folder that holds files
+# the workbench did not write (`--out runs`, a home folder, a folder with a user's notes).
+
+MARKER = ".workbench"
+
+
+def _legacy_output(p: Path) -> bool:
+    """Folders written before the marker existed: a run, benchmark or learning-curve folder, a model
+    or a tokenizer directory."""
+    if (p / CONFIG).is_file() and any((p / n).exists() for n in (METRICS, SUMMARY, CHECKPOINTS, TOKENIZER, MODEL)):
+        return True
+    return any((p / n).is_file() for n in ("benchmark.json", "learning_curve.json", "tokenizer_config.json")) or is_model_dir(p)
+
+
+def made_by_workbench(path: str | Path) -> bool:
     p = Path(path)
+    return p.is_dir() and ((p / MARKER).is_file() or _legacy_output(p))
+
+
+def check_output_dir(path: str | Path, overwrite: bool = False, resume: bool = False) -> None:
+    """Raise RunError unless `path` can be used as an output folder; touches nothing. Usable: a new
+    or empty folder; an existing output of the workbench with `overwrite` (it will be moved aside)
+    or `resume`."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise RunError(f"{p}: exists and is not a folder")
+    if not p.exists() or not any(p.iterdir()) or resume:
+        return
+    if not overwrite:
+        raise RunError(f"{p} exists and is not empty; choose another --out or pass --overwrite "
+                       f"(the old one is then kept as {p}.old-N)")
+    if not made_by_workbench(p):
+        names = sorted(c.name for c in p.iterdir())
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise RunError(f"{p} holds files the workbench did not write ({shown}); --overwrite only replaces "
+                       "a folder the workbench made: choose a new or empty --out")
+
+
+def move_aside(path: str | Path) -> Path:
+    """Rename `path` to PATH.old-N (the first free N) and return the new name; nothing is deleted."""
+    p = Path(path)
+    n = 1
+    while Path(f"{p}.old-{n}").exists():
+        n += 1
+    aside = Path(f"{p}.old-{n}")
+    p.rename(aside)
+    return aside
+
+
+def prepare_output_dir(path: str | Path, overwrite: bool = False, kind: str = "output", marker: bool = True) -> Path:
+    """A fresh, empty output folder at `path`, checked as `check_output_dir` does; an existing
+    output of the workbench is moved aside with `overwrite`. The folder gets the marker (naming
+    `kind`) unless `marker` is False (exported models stay plain Hugging Face directories)."""
+    p = Path(path)
+    check_output_dir(p, overwrite)
     if p.exists() and any(p.iterdir()):
+        move_aside(p)
+    p.mkdir(parents=True, exist_ok=True)
+    if marker:
+        (p / MARKER).write_text(json.dumps({"kind": kind}) + "\n", encoding="utf-8")
+    return p
+
+
+def prepare_run_dir(path: str | Path, overwrite: bool = False, resume: bool = False, marker: bool = True) -> Path:
+    """Create a fresh run directory. An existing non-empty one is never replaced unless `overwrite`
+    (then it is moved aside to PATH.old-N first, not deleted, and only if the workbench made it) and
+    is reused as is with `resume`."""
+    p = Path(path)
+    if p.exists() and p.is_dir() and any(p.iterdir()):
         if resume:
             return p
         if not overwrite:
             raise RunError(f"{p}: the run directory exists; use --resume to continue it or --overwrite to start over "
                            f"(the old one is then kept as {p}.old-N)")
-        n = 1
-        while Path(f"{p}.old-{n}").exists():
-            n += 1
-        p.rename(f"{p}.old-{n}")
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return prepare_output_dir(p, overwrite=overwrite, kind="run", marker=marker)
 
 
 def summary_of(path: str | Path) -> Optional[dict]:
@@ -208,7 +269,7 @@ def export_model(run_dir: str | Path, dest: str | Path, overwrite: bool = False,
         raise RunError(f"{run_dir}: its model is not a masked language model (export is for pre-training runs)")
     if Path(dest).exists() and any(Path(dest).iterdir()) and not overwrite:
         raise RunError(f"{dest}: exists; use --overwrite to replace it (the old one is then kept as {dest}.old-N)")
-    out = prepare_run_dir(dest, overwrite=overwrite)
+    out = prepare_run_dir(dest, overwrite=overwrite, marker=False)
     for f in src.iterdir():
         if f.is_file():
             shutil.copy2(f, out / f.name)
