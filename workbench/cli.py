@@ -191,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an --out the workbench made (the old one is moved to OUT.old-N)")
     p.set_defaults(func=cmd_train_tokenizer)
 
+    from . import store  # `prepare` keeps its flags beside its code, like the fine-tuning commands below
+
+    store.add_prepare_command(sub)
+
     p = sub.add_parser("pretrain", help="pre-train a masked language model",
                        description="Pre-train a BERT masked language model from scratch (or continue from --init-from). "
                        "Stop by --max-steps, --epochs or --time-budget (the learning-rate schedule follows the budget). "

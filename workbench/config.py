@@ -155,6 +155,17 @@ class PretrainConfig:
                               f"got {self.model.architecture!r}")
 
 
+@dataclass
+class PrepareConfig:
+    """`workbench prepare`: text -> a memory-mapped token store (workbench.store)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # used with --tokenizer new
+    seed: int = 0  # salt of the validation split (the same rule and seed as pretrain's --seed)
+    shard_mb: float = 64.0  # text per shard, in MB: the unit of progress and of resume
+    tokenizer_sample_mb: float = 200.0  # --tokenizer new: train it on the first N MB of text
+
+
 # Run presets: a name -> overrides applied to a default PretrainConfig.
 PRETRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"model": {"size": "tiny"}, "train": {"lr": 2e-3, "batch_size": 32, "seq_len": 128}},

