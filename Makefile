@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # (or a pinned CUDA wheel, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cu126").
 TORCH  ?= torch==2.13.0
 
-.PHONY: install app demo default-model test test-python test-notebooks lab browser bench clean
+.PHONY: install app demo default-model test test-python test-notebooks lab browser bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,12 @@ lab: install
 
 bench: install
 	$(BIN)/python benchmarks/pretrain_throughput.py
+
+# The CUDA paths on one GPU in about 8 minutes, as one table (speed vs Trainer, MFU, a 3-minute
+# pretrain with its evaluation, fill-mask vs pipeline, a 1-minute fine-tune, notebook 03 on cuda).
+# Without CUDA it stops at once. Install a CUDA build of torch first (see README, GPU).
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -87,7 +87,7 @@ def run_ours(blocks, val, tokenizer, cfg: C.PretrainConfig, steps: int, precisio
     return timer
 
 
-def run_baseline(blocks, tokenizer, cfg: C.PretrainConfig, steps: int, bf16: bool) -> StepTimer:
+def run_baseline(blocks, tokenizer, cfg: C.PretrainConfig, steps: int, bf16: bool, use_cpu: bool = True) -> StepTimer:
     import datasets
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
 
@@ -111,7 +111,7 @@ def run_baseline(blocks, tokenizer, cfg: C.PretrainConfig, steps: int, bf16: boo
         args = TrainingArguments(
             output_dir=d, per_device_train_batch_size=t.batch_size, max_steps=steps, learning_rate=t.lr,
             warmup_steps=max(1, int(t.warmup * steps)), lr_scheduler_type="linear", weight_decay=t.weight_decay,
-            adam_beta2=0.98, adam_epsilon=1e-6, max_grad_norm=t.grad_clip, bf16=bf16, use_cpu=True, logging_steps=1,
+            adam_beta2=0.98, adam_epsilon=1e-6, max_grad_norm=t.grad_clip, bf16=bf16, use_cpu=use_cpu, logging_steps=1,
             report_to="none", save_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
         )
         Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=[Record()]).train()

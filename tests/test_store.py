@@ -275,7 +275,7 @@ def test_two_processes_read_disjoint_blocks_whose_union_is_the_one_process_batch
     for p in procs:
         p.start()
     for p in procs:
-        p.join(120)
+        p.join(900)
         assert p.exitcode == 0
     got = [json.loads(Path(o).read_text()) for o in outs]
     assert [(g["rank"], g["world"]) for g in got] == [(0, 2), (1, 2)]
@@ -348,3 +348,12 @@ def test_a_killed_two_process_run_resumes_exactly(news_store, tmp_path):
     assert sorted(a) == sorted(b) == list(range(1, 9))
     for step in a:
         assert b[step] == pytest.approx(a[step], abs=1e-5), step
+
+
+def test_gpu_check_stops_at_once_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: `make gpu-check` runs the whole check")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py")], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2 and out.stdout == ""
+    assert "gpu-check: no CUDA device" in out.stderr and "CUDA build" in out.stderr

@@ -120,7 +120,8 @@ def encode(model, tokenizer, text: str) -> tuple[dict, Optional[str]]:
     if n > limit:
         notice = f"the text has {n} tokens; the model reads at most {limit}, so it was cut to the first {limit}"
     enc = tokenizer(text, return_tensors="pt", truncation=True, max_length=limit)
-    return dict(enc), notice
+    device = getattr(model, "device", torch.device("cpu"))  # a model on a GPU gets its inputs there
+    return {k: v.to(device) for k, v in enc.items()}, notice
 
 
 def normalise_mask(text: str, tokenizer) -> tuple[str, Optional[str]]:
