@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # (or a pinned CUDA wheel, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cu126").
 TORCH  ?= torch==2.13.0
 
-.PHONY: install app demo default-model test test-python test-notebooks lab browser bench gpu-check clean
+.PHONY: install app demo default-model test test-fast test-python test-notebooks lint lab browser bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -42,10 +42,19 @@ demo: install
 	$(BIN)/workbench pretrain --preset mini --time-budget 2m --out runs/demo --overwrite
 	$(BIN)/workbench fill-mask runs/demo "the [MASK] of the united states"
 
-test: install browser test-python test-notebooks
+test: install browser lint test-python test-notebooks
+
+# The inner loop: everything except the tests that train, run the CLI end to end, serve the app or
+# drive a browser (marked `slow`); under a minute on 2 cores.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests/
 
 test-python: install
 	$(BIN)/python -m pytest -q tests/
+
+# ruff (settings in pyproject.toml): line length, unused imports, import order; the notebooks' code too
+lint: install
+	$(BIN)/ruff check workbench tests benchmarks notebooks
 
 test-notebooks: install
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks/

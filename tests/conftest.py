@@ -1,8 +1,19 @@
-"""Shared fixtures: a small corpus slice and a tokenizer trained on it once per session."""
+"""Shared fixtures and helpers: a small corpus slice and a tokenizer trained on it once per session;
+tiny models built once per pytest run (`tiny_bert_dir()` and friends, cached per process); a fake
+metrics.jsonl and a free port for the app tests. Test files import the helpers from here, never
+from each other."""
 
 from __future__ import annotations
 
+import functools
+import json
+import socket
+import tempfile
+from pathlib import Path
+
+import numpy as np
 import pytest
+import torch
 
 from workbench.config import DataConfig, TokenizerConfig
 from workbench.data import load_corpus
@@ -28,3 +39,93 @@ def tokenizer(tokenizer_dir):
     from workbench.tokenizer import load_tokenizer
 
     return load_tokenizer(tokenizer_dir)
+
+
+# ---- tiny models, built once per test process ---------------------------------------------------
+
+_ROOT = Path(tempfile.mkdtemp(prefix="wb-inspect-"))
+
+
+@functools.lru_cache(maxsize=None)
+def corpus_texts() -> tuple[str, ...]:
+    from workbench.data import load_corpus
+
+    return tuple(load_corpus(DataConfig(max_documents=300))["train"]["text"])
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_bert_dir() -> Path:
+    """A WordPiece tokenizer trained on 300 news documents and a random 2-layer BertForMaskedLM
+    (hidden 64, 2 heads, 128 positions), saved as a plain Hugging Face model directory."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from workbench.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(corpus_texts(), TokenizerConfig(vocab_size=2000))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=128, max_position_embeddings=128, pad_token_id=tok.pad_token_id)
+    out = _ROOT / "tiny-bert"
+    BertForMaskedLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_roberta_dir() -> Path:
+    """A RoBERTa-style masked LM whose mask token is <mask> (BPE vocabulary)."""
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    from workbench.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(corpus_texts(), TokenizerConfig(algorithm="bpe", vocab_size=1000))
+    tok.add_special_tokens({"mask_token": "<mask>"})
+    torch.manual_seed(1)
+    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=66, pad_token_id=tok.pad_token_id)
+    out = _ROOT / "tiny-roberta"
+    RobertaForMaskedLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_modernbert_dir() -> Path:
+    """A ModernBERT masked LM (rotary positions; the architecture of assets/default-model) built with
+    the project's own model presets and the tiny BERT's WordPiece tokenizer."""
+    from transformers import AutoTokenizer
+
+    from workbench.config import ModelConfig
+    from workbench.model import build_mlm_model
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir())
+    torch.manual_seed(2)
+    model = build_mlm_model(ModelConfig(size="tiny", layers=2, hidden=64, heads=2, max_position=128,
+                                        architecture="modernbert"), tok)
+    out = _ROOT / "tiny-modernbert"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+# ---- the app tests -----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fake_metrics(run_dir: Path, steps: int = 200, slope: float = 0.02, time_per_step: float = 0.1) -> list[dict]:
+    """A metrics.jsonl with train records every 10 steps and eval records every 50 (runs.py schema)."""
+    recs = []
+    for s in range(10, steps + 1, 10):
+        recs.append({"kind": "train", "step": s, "time": s * time_per_step, "tokens": s * 4096, "loss": 8 - slope * s,
+                     "lr": 1e-3, "tokens_per_s": 4096 / time_per_step})
+        if s % 50 == 0:
+            val = 8.2 - slope * s
+            recs.append({"kind": "eval", "step": s, "time": s * time_per_step, "tokens": s * 4096, "val_loss": val,
+                         "val_perplexity": float(np.exp(val)), "val_accuracy": s / 1000})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return recs

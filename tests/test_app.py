@@ -10,14 +10,20 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
 from gradio_client import Client
 
-from test_inspection import tiny_bert_dir
+from conftest import fake_metrics, free_port, tiny_bert_dir
 from workbench import app as app_module
-from workbench import inspection
+from workbench import embeddings, inspection, simcse
+from workbench.app import core as app_core
+from workbench.config import SimCSEConfig
+
+# Every test here serves the app (a gradio server on a free port); the SimCSE ones also train an encoder.
+pytestmark = pytest.mark.slow
 
 
 def plotly_array(value) -> np.ndarray:
@@ -27,27 +33,6 @@ def plotly_array(value) -> np.ndarray:
         shape = value.get("shape")
         return arr.reshape([int(n) for n in str(shape).split(",")]) if shape else arr
     return np.array(value)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fake_metrics(run_dir: Path, steps: int = 200, slope: float = 0.02, time_per_step: float = 0.1) -> list[dict]:
-    """A metrics.jsonl with train records every 10 steps and eval records every 50 (runs.py schema)."""
-    recs = []
-    for s in range(10, steps + 1, 10):
-        recs.append({"kind": "train", "step": s, "time": s * time_per_step, "tokens": s * 4096, "loss": 8 - slope * s,
-                     "lr": 1e-3, "tokens_per_s": 4096 / time_per_step})
-        if s % 50 == 0:
-            val = 8.2 - slope * s
-            recs.append({"kind": "eval", "step": s, "time": s * time_per_step, "tokens": s * 4096, "val_loss": val,
-                         "val_perplexity": float(np.exp(val)), "val_accuracy": s / 1000})
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    return recs
 
 
 def make_runs_dir(root: Path) -> Path:
@@ -255,12 +240,12 @@ def test_model_choices_list_only_the_start_model_and_runs(served):
 
 
 def test_fallbacks_without_a_model(tmp_path, monkeypatch):
-    monkeypatch.setattr(app_module, "DEFAULT_MODEL", tmp_path / "no-default-model")
+    monkeypatch.setattr(app_core, "DEFAULT_MODEL", tmp_path / "no-default-model")
     empty = app_module.Workbench(None, tmp_path / "runs")
     assert empty.model_path is None
     plot, rows, msg = empty.fill_mask_view("the [MASK] .", 5, "", warn=False)
     assert plot is None and "workbench pretrain" in msg
-    assert isinstance(app_module.build_app(None, tmp_path / "runs"), app_module.gr.Blocks)  # builds, explains itself
+    assert isinstance(app_module.build_app(None, tmp_path / "runs"), gr.Blocks)  # builds, explains itself
     # with no default checkpoint the newest masked-LM run is used
     shutil.copytree(tiny_bert_dir(), tmp_path / "runs" / "older" / "model")
     assert app_module.Workbench(None, tmp_path / "runs").model_path == str(tmp_path / "runs" / "older")
@@ -276,15 +261,14 @@ def _tab_labels(demo) -> list[str]:
 def simcse_served(tmp_path_factory, small_corpus):
     """The app over a runs directory holding a masked LM (`pre`) and a SimCSE run trained for three
     steps from it (`sim`), found without being named."""
-    from workbench import objectives as O
     from workbench.tasks import load_task
 
     runs_dir = tmp_path_factory.mktemp("simapp") / "runs"
     shutil.copytree(tiny_bert_dir(), runs_dir / "pre" / "model")
-    cfg = O.SimCSEConfig(max_sentences=128, eval_examples=32, k=5)
+    cfg = SimCSEConfig(max_sentences=128, eval_examples=32, k=5)
     cfg.train.batch_size, cfg.train.max_steps, cfg.train.eval_every, cfg.train.log_every = 16, 3, 100, 1
     cfg.train.eval_batches, cfg.train.precision, cfg.train.lr = 1, "fp32", 1e-3
-    O.train_simcse(runs_dir / "pre", runs_dir / "sim", cfg, progress=False, corpus=small_corpus, task_data=load_task("trec"))
+    simcse.train_simcse(runs_dir / "pre", runs_dir / "sim", cfg, progress=False, corpus=small_corpus, task_data=load_task("trec"))
     yield from serve(runs_dir)
 
 
@@ -298,15 +282,13 @@ def test_simcse_runs_are_found_and_get_a_tab(simcse_served):
 
 
 def test_similarity_endpoint_equals_objectives(simcse_served):
-    from workbench import objectives as O
-
     _, client, runs_dir = simcse_served
-    model, tok = O.load_encoder(runs_dir / "sim")
+    model, tok = simcse.load_encoder(runs_dir / "sim")
     for a, b in [("the stock market fell sharply on monday .", "shares dropped at the start of the week ."),
                  ("police arrested a man", "the team won the cup after extra time")]:
         got = client.predict(a, b, "", api_name="/similarity")
         assert -1 <= got["similarity"] <= 1 and got["pooling"] == "mean" and got["notice"] is None
-        assert got["similarity"] == pytest.approx(O.sentence_similarity(model, tok, a, b), abs=1e-5)
+        assert got["similarity"] == pytest.approx(embeddings.sentence_similarity(model, tok, a, b), abs=1e-5)
         assert client.predict(a, b, "sim", api_name="/similarity")["similarity"] == got["similarity"]
     same = client.predict("a cat sat on the mat", "a cat sat on the mat", "sim", api_name="/similarity")
     assert same["similarity"] == pytest.approx(1.0, abs=1e-5)
@@ -315,8 +297,6 @@ def test_similarity_endpoint_equals_objectives(simcse_served):
 
 
 def test_neighbours_endpoint_sorted_and_embedded_once(simcse_served):
-    from workbench import objectives as O
-
     demo, client, runs_dir = simcse_served
     wb = demo.workbench
     got = client.predict("the government said on monday it would raise taxes", 7, "", api_name="/neighbours")
@@ -326,9 +306,9 @@ def test_neighbours_endpoint_sorted_and_embedded_once(simcse_served):
     assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
     corpus = wb.neighbour_corpus()
     assert got["corpus_size"] == len(corpus) > 1000 and all(corpus[r["index"]] == r["text"] for r in rows)
-    model, tok = O.load_encoder(runs_dir / "sim")
-    ref = O.nearest_neighbours("the government said on monday it would raise taxes", corpus, model, tok, k=7,
-                               corpus_embeddings=wb.corpus_embeddings.get(str(runs_dir / "sim")))
+    model, tok = simcse.load_encoder(runs_dir / "sim")
+    ref = embeddings.nearest_neighbours("the government said on monday it would raise taxes", corpus, model, tok, k=7,
+                                        corpus_embeddings=wb.corpus_embeddings.get(str(runs_dir / "sim")))
     assert np.allclose(scores, [r["score"] for r in ref], atol=1e-3)
     # a sentence of the corpus finds itself first; the page's table has the same rows
     itself = client.predict(corpus[3], 3, "sim", api_name="/neighbours")["neighbours"][0]
@@ -365,7 +345,7 @@ def test_no_similarity_tab_without_a_contrastive_model(served):
     assert demo.workbench.similarity_runs() == [] and "Similarity" not in _tab_labels(demo)
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert not names & {"/similarity", "/neighbours", "/similarity_view", "/neighbours_view"}
-    with pytest.raises(app_module.inspection.InspectionError, match="workbench simcse"):
+    with pytest.raises(inspection.InspectionError, match="workbench simcse"):
         demo.workbench.similarity_api("a", "b")
 
 

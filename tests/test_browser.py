@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from test_app import fake_metrics, free_port
-from test_inspection import tiny_bert_dir
+from conftest import fake_metrics, free_port, tiny_bert_dir
 from workbench import inspection
 
 CHROMIUM = "/usr/bin/chromium"

@@ -42,6 +42,7 @@ def test_config_flags_are_explained_by_their_field_comments(capsys):
     assert "(default: None)" not in text
 
 
+@pytest.mark.slow
 def test_console_script_is_installed():
     from pathlib import Path
 
@@ -61,6 +62,7 @@ def test_pretrain_flags_map_onto_the_typed_config():
     assert cfg.masking.mlm_probability == 0.3 and cfg.masking.mask_strategy == "whole_word"
 
 
+@pytest.mark.slow
 def test_pretrain_evaluate_fill_mask_end_to_end(tmp_path, tokenizer_dir):
     run = tmp_path / "run"
     out = run_cli("pretrain", "--preset", "tiny", "--max-documents", "100", "--max-steps", "6", "--batch-size", "8",
@@ -116,6 +118,7 @@ def test_pretrain_evaluate_fill_mask_end_to_end(tmp_path, tokenizer_dir):
     assert logged == pytest.approx(summary["val_loss"], abs=0.02)  # rounding the weights changes little
 
 
+@pytest.mark.slow
 def test_train_tokenizer_command_refuses_to_overwrite(tmp_path):
     out = run_cli("train-tokenizer", "--max-documents", "50", "--vocab-size", "1000", "--out", str(tmp_path / "tok"))
     assert out.returncode == 0, out.stderr[-2000:]
@@ -124,6 +127,7 @@ def test_train_tokenizer_command_refuses_to_overwrite(tmp_path):
     assert again.returncode == 2 and "not empty" in again.stderr
 
 
+@pytest.mark.slow
 def test_bad_input_is_a_message_not_a_traceback(tmp_path):
     cases = [
         (["corpus-stats", "--data", str(tmp_path / "missing.txt")], "missing.txt: no such file"),
@@ -141,6 +145,7 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path):
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()  # refused before any work
 
 
+@pytest.mark.slow
 def test_corpus_stats_json():
     out = run_cli("corpus-stats", "--max-documents", "50", "--json")
     stats = json.loads(out.stdout)

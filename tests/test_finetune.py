@@ -12,9 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from workbench import cli
 from workbench import experiments as ex
 from workbench import finetune as ft
-from workbench.finetune import FinetuneConfig, FinetuneError, classification_metrics
+from workbench.finetune import FinetuneConfig, FinetuneError
+from workbench.loading import classify
 
 
 @pytest.fixture(scope="module")
@@ -49,39 +51,9 @@ def _cfg(run, task="trec", steps=6, **kw) -> FinetuneConfig:
     return cfg
 
 
-# ---- metrics -------------------------------------------------------------------------------------
-
-def test_metrics_against_hand_computed_values():
-    y_true = [0, 0, 0, 1, 1, 2]
-    y_pred = [0, 0, 1, 1, 2, 2]
-    m = classification_metrics(y_true, y_pred, ["a", "b", "c"])
-    assert m["confusion"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
-    assert m["accuracy"] == pytest.approx(4 / 6)
-    # a: p=2/2, r=2/3, f1=0.8; b: p=1/2, r=1/2, f1=0.5; c: p=1/2, r=1, f1=2/3
-    assert m["per_class"]["a"] == pytest.approx({"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3})
-    assert m["per_class"]["b"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
-    assert m["per_class"]["c"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1})
-    assert m["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
-    assert m["macro_precision"] == pytest.approx(2 / 3)
-
-
-def test_metrics_zero_division_and_absent_class():
-    m = classification_metrics([0, 0, 1, 1], [0, 0, 0, 0], ["x", "y", "z"])
-    assert m["per_class"]["y"]["precision"] == 0.0 and m["per_class"]["y"]["recall"] == 0.0
-    assert m["per_class"]["z"]["support"] == 0 and m["per_class"]["z"]["f1"] == 0.0
-    # x: p = 2/4, r = 1, f1 = 2/3; averaged over all three labels
-    assert m["macro_f1"] == pytest.approx((2 / 3) / 3)
-    assert m["accuracy"] == 0.5
-
-
-def test_confusion_figure():
-    fig = ft.confusion_figure(["a", "b"], [[3, 1], [0, 2]])
-    assert len(fig.data) == 1
-    assert np.asarray(fig.data[0].z).tolist() == [[3, 1], [0, 2]]
-
-
 # ---- a fine-tuning run, its outputs, classify -------------------------------------------------
 
+@pytest.mark.slow
 def test_finetune_run_outputs_and_classify(tiny_run, tmp_path):
     out = tmp_path / "ft"
     s = ft.finetune(_cfg(tiny_run, steps=8), out, progress=False)
@@ -102,9 +74,9 @@ def test_finetune_run_outputs_and_classify(tiny_run, tmp_path):
     assert len(rows) == 520 and {"text", "label", "prediction", "correct", "p_HUM"} <= set(rows[0])
     assert np.mean([int(r["correct"]) for r in rows]) == pytest.approx(tm["accuracy"])
 
-    probs = ft.classify(out, "Who wrote Hamlet ?")
+    probs = classify(out, "Who wrote Hamlet ?")
     assert set(probs) == set(tm["labels"]) and sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
-    many = ft.classify(out / "model", ["Who wrote Hamlet ?", "Where is Paris ?", "x" * 2000])
+    many = classify(out / "model", ["Who wrote Hamlet ?", "Where is Paris ?", "x" * 2000])
     assert len(many) == 3 and many[0] == pytest.approx(probs, abs=1e-5)
 
 
@@ -114,6 +86,7 @@ def _weights(path):
     return load_file(str(path / "model" / "model.safetensors"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy,freeze_layers", [("full", 0), ("frozen", 0), ("partial", 1)])
 def test_freezing_strategies(tiny_run, tmp_path, strategy, freeze_layers):
     cfg = _cfg(tiny_run, steps=4, strategy=strategy, freeze_layers=freeze_layers)
@@ -136,6 +109,7 @@ def test_freezing_strategies(tiny_run, tmp_path, strategy, freeze_layers):
         assert s["trainable_parameters"] < s["parameters"]
 
 
+@pytest.mark.slow
 def test_frozen_modules_stay_in_eval_mode(tiny_run):
     model, _ = ft.load_for_classification(str(tiny_run), ["a", "b"])
     frozen = ft.apply_strategy(model, "frozen")
@@ -160,6 +134,7 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_exact_resume(tiny_run, tmp_path):
     cfg = _cfg(tiny_run, steps=8)
     cfg.train.save_every = 4
@@ -188,6 +163,7 @@ def test_exact_resume(tiny_run, tmp_path):
 
 # ---- user tasks, pairs, from scratch, bad input ------------------------------------------------
 
+@pytest.mark.slow
 def test_user_pair_task_and_from_scratch(tiny_run, tmp_path):
     path = tmp_path / "pairs.jsonl"
     with open(path, "w", encoding="utf-8") as f:
@@ -204,10 +180,11 @@ def test_user_pair_task_and_from_scratch(tiny_run, tmp_path):
     init, _ = ft.load_for_classification(str(tiny_run), ["different", "same"], from_scratch=True)
     key = "bert.embeddings.word_embeddings.weight"
     assert not torch.equal(init.state_dict()[key], pre[key])
-    p = ft.classify(tmp_path / "pair", ["the cat"], ["the cat"])
+    p = classify(tmp_path / "pair", ["the cat"], ["the cat"])
     assert set(p[0]) == {"different", "same"}
 
 
+@pytest.mark.slow
 def test_bad_inputs(tiny_run, tmp_path):
     with pytest.raises(FinetuneError, match="known tasks: sentiment, spam, trec, bbc"):
         ft.finetune(_cfg(tiny_run, task="nope"), tmp_path / "x", progress=False)
@@ -221,20 +198,24 @@ def test_bad_inputs(tiny_run, tmp_path):
 
 # ---- benchmark, learning curve, CLI helpers ---------------------------------------------------
 
+@pytest.mark.slow
 def test_tiny_benchmark(tiny_run, tmp_path):
-    bcfg = ex.BenchmarkConfig(tasks=["trec", "spam"], train_examples=48, eval_examples=16)
+    # one seed, one learning rate per arm, no bag of words: the plain pre-trained vs scratch table
+    bcfg = ex.BenchmarkConfig(tasks=["trec", "spam"], train_examples=48, eval_examples=16, seeds=1, bow=False,
+                              pretrained_lrs=[3e-4], scratch_lrs=[3e-4])
     bcfg.train.max_steps, bcfg.train.batch_size, bcfg.train.seq_len, bcfg.train.threads = 3, 16, 32, 1
     res = ex.benchmark(tiny_run, tmp_path / "bench", bcfg, verbose=False)
     md = (tmp_path / "bench" / "benchmark.md").read_text()
     data = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
     assert [r["task"] for r in data["tasks"]] == ["trec", "spam"]
-    assert data["average"]["pretrained"] == pytest.approx(np.mean([r["pretrained"] for r in res["tasks"]]))
+    assert data["average"]["pretrained"]["mean"] == pytest.approx(np.mean([r["pretrained"] for r in res["tasks"]]))
     assert "| trec | accuracy |" in md and "| spam | macro_f1 |" in md and "average" in md and "from scratch" in md
-    assert (tmp_path / "bench" / "trec" / "scratch" / "test_metrics.json").is_file()
+    assert (tmp_path / "bench" / "trec" / "scratch" / "lr0.0003-seed0" / "test_metrics.json").is_file()
     with pytest.raises(FinetuneError, match="exists"):
         ex.benchmark(tiny_run, tmp_path / "bench", bcfg, verbose=False)
 
 
+@pytest.mark.slow
 def test_learning_curve(tiny_run, tmp_path):
     cfg = _cfg(tiny_run, task="trec")
     cfg.train.epochs = 1
@@ -245,32 +226,32 @@ def test_learning_curve(tiny_run, tmp_path):
     assert (tmp_path / "lc" / "learning_curve.json").is_file()
 
 
+@pytest.mark.slow
 def test_cli_helpers(tiny_run, tmp_path, capsys):
     p = argparse.ArgumentParser()
-    ft.add_finetune_arguments(p)
+    cli.add_finetune_arguments(p)
     args = p.parse_args([str(tiny_run), "--task", "trec", "--out", str(tmp_path / "cli"), "--train-examples", "32",
                          "--max-steps", "2", "--batch-size", "16", "--seq-len", "32", "--strategy", "frozen", "--no-progress",
                          "--eval-examples", "16"])
-    assert ft.run_finetune_cli(args) == 0
+    assert cli.cmd_finetune(args) == 0
     cfg = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert cfg["strategy"] == "frozen" and cfg["train"]["max_steps"] == 2 and cfg["train"]["lr"] == 2e-4
     c = argparse.ArgumentParser()
-    ft.add_classify_arguments(c)
-    assert ft.run_classify_cli(c.parse_args([str(tmp_path / "cli"), "Who is he ?", "--json"])) == 0
+    cli.add_classify_arguments(c)
+    assert cli.cmd_classify(c.parse_args([str(tmp_path / "cli"), "Who is he ?", "--json"])) == 0
     assert json.loads(capsys.readouterr().out.split("model in")[-1].split("\n", 1)[1])[0]["text"] == "Who is he ?"
     b = argparse.ArgumentParser()
     ex.add_benchmark_arguments(b)
     bargs = b.parse_args([str(tiny_run), "--tasks", "trec", "--no-scratch", "--max-steps", "5"])
-    bcfg = ft._cfg_from_args(bargs, ex.BenchmarkConfig)
+    bcfg = cli.config_from_args(bargs, ex.BenchmarkConfig)
     assert bcfg.tasks == ["trec"] and not bcfg.scratch and bcfg.train.max_steps == 5 and bcfg.train.lr == 3e-4
     # the sub-command hooks workbench/cli.py looks for
     top = argparse.ArgumentParser()
     sub = top.add_subparsers(dest="command")
-    for module, name in ((ft, "finetune"), (ft, "classify"), (ex, "benchmark"), (ex, "learning_curve")):
-        getattr(module, f"add_{name}_command")(sub)
+    cli.add_downstream_commands(sub)
     a = top.parse_args(["classify", str(tmp_path / "cli"), "Where is Rome ?"])
     assert a.func(a) == 0 and "Where is Rome ?" in capsys.readouterr().out
-    assert top.parse_args(["finetune", "m", "--freeze-layers", "1"]).func is ft.run_finetune_cli
+    assert top.parse_args(["finetune", "m", "--freeze-layers", "1"]).func is cli.cmd_finetune
 
 
 def test_layer_wise_lr_decay_scales_each_layer(tiny_run, tmp_path):
@@ -339,6 +320,7 @@ def _save_as_float16(path):
     assert json.loads((path / "config.json").read_text())["dtype"] == "float16"
 
 
+@pytest.mark.slow
 def test_half_precision_checkpoints_train_in_float32(tiny_modernbert_run, tmp_path):
     """Pre-trained and from-scratch classifiers of a float16 checkpoint are both built in float32,
     so CPU training works and the optimizer keeps full precision."""
@@ -353,6 +335,7 @@ def test_half_precision_checkpoints_train_in_float32(tiny_modernbert_run, tmp_pa
     assert ft.finetune(_cfg(half, steps=2), tmp_path / "run", progress=False)["steps"] == 2
 
 
+@pytest.mark.slow
 def test_modernbert_fine_tunes_full_and_frozen(tiny_modernbert_run, tmp_path):
     for strategy in ("full", "frozen"):
         cfg = _cfg(tiny_modernbert_run, steps=4, strategy=strategy)

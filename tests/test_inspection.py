@@ -1,8 +1,5 @@
-"""inspection.py against transformers' own fill-mask pipeline, on tiny models built on the fly.
-
-`tiny_bert_dir()` / `tiny_roberta_dir()` are cached per test process, so test_app.py and
-test_browser.py import them and the models are built once per pytest run.
-"""
+"""inspection.py against transformers' own fill-mask pipeline, on tiny models built on the fly
+(`tiny_bert_dir()` and friends live in conftest.py, built once per pytest run)."""
 
 from __future__ import annotations
 
@@ -15,73 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_bert_dir, tiny_modernbert_dir, tiny_roberta_dir
 from workbench import inspection
 from workbench.config import DataConfig, MaskingConfig, TokenizerConfig
-
-_ROOT = Path(tempfile.mkdtemp(prefix="wb-inspect-"))
-
-
-@functools.lru_cache(maxsize=None)
-def corpus_texts() -> tuple[str, ...]:
-    from workbench.data import load_corpus
-
-    return tuple(load_corpus(DataConfig(max_documents=300))["train"]["text"])
-
-
-@functools.lru_cache(maxsize=None)
-def tiny_bert_dir() -> Path:
-    """A WordPiece tokenizer trained on 300 news documents and a random 2-layer BertForMaskedLM
-    (hidden 64, 2 heads, 128 positions), saved as a plain Hugging Face model directory."""
-    from transformers import BertConfig, BertForMaskedLM
-
-    from workbench.tokenizer import train_tokenizer
-
-    tok = train_tokenizer(corpus_texts(), TokenizerConfig(vocab_size=2000))
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=128, max_position_embeddings=128, pad_token_id=tok.pad_token_id)
-    out = _ROOT / "tiny-bert"
-    BertForMaskedLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
-@functools.lru_cache(maxsize=None)
-def tiny_roberta_dir() -> Path:
-    """A RoBERTa-style masked LM whose mask token is <mask> (BPE vocabulary)."""
-    from transformers import RobertaConfig, RobertaForMaskedLM
-
-    from workbench.tokenizer import train_tokenizer
-
-    tok = train_tokenizer(corpus_texts(), TokenizerConfig(algorithm="bpe", vocab_size=1000))
-    tok.add_special_tokens({"mask_token": "<mask>"})
-    torch.manual_seed(1)
-    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=128, max_position_embeddings=66, pad_token_id=tok.pad_token_id)
-    out = _ROOT / "tiny-roberta"
-    RobertaForMaskedLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
-@functools.lru_cache(maxsize=None)
-def tiny_modernbert_dir() -> Path:
-    """A ModernBERT masked LM (rotary positions; the architecture of assets/default-model) built with
-    the project's own model presets and the tiny BERT's WordPiece tokenizer."""
-    from transformers import AutoTokenizer
-
-    from workbench.config import ModelConfig
-    from workbench.model import build_mlm_model
-
-    tok = AutoTokenizer.from_pretrained(tiny_bert_dir())
-    torch.manual_seed(2)
-    model = build_mlm_model(ModelConfig(size="tiny", layers=2, hidden=64, heads=2, max_position=128,
-                                        architecture="modernbert"), tok)
-    out = _ROOT / "tiny-modernbert"
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
 
 @pytest.fixture(scope="module")
 def bert():

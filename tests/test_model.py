@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from workbench.config import ModelConfig
-from workbench.model import FAST_ATTENTION, FastDropout, _attention_fast_dropout, build_mlm_model, fast_cpu_dropout, fast_dropout
+from workbench.dropout import FAST_ATTENTION, FastDropout, _attention_fast_dropout, fast_cpu_dropout, fast_dropout
+from workbench.model import build_mlm_model
 
 
 def test_fast_dropout_keeps_the_rate_and_scales_the_rest():
@@ -57,7 +58,8 @@ def test_attention_with_fast_dropout_is_softmax_dropout_matmul_and_respects_padd
 @pytest.mark.parametrize("architecture", ["bert", "preln", "modernbert"])
 def test_fast_cpu_dropout_swaps_in_and_puts_everything_back(tokenizer, architecture):
     torch.manual_seed(0)
-    model = build_mlm_model(ModelConfig(size="tiny", layers=1, hidden=64, heads=2, architecture=architecture), tokenizer)
+    model = build_mlm_model(ModelConfig(size="tiny", layers=1, hidden=64, heads=2, architecture=architecture, dropout=0.1),
+                            tokenizer)
     ids = torch.randint(5, len(tokenizer), (2, 16))
     mask = torch.ones_like(ids)
     mask[1, 10:] = 0

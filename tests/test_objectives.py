@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from workbench import objectives as O
-from workbench import runs
-from workbench.config import ConfigError, DataConfig, PretrainConfig, from_dict
+from workbench import embeddings, pairs, runs, simcse
+from workbench.config import ConfigError, DataConfig, PretrainConfig, SimCSEConfig, from_dict
 from workbench.masking import IGNORE_INDEX, Masker
 
 SEQ = 64
@@ -22,12 +21,13 @@ SEQ = 64
 def pair_tasks(small_corpus, tokenizer):
     out = {}
     for obj in ("mlm+nsp", "mlm+sop"):
-        cfg = from_dict(PretrainConfig, {"objective": obj, "train": {"batch_size": 16, "seq_len": SEQ, "eval_batches": 1}})
-        out[obj] = O.make_pair_task(small_corpus, tokenizer, Masker.from_tokenizer(tokenizer, cfg.masking), cfg)
+        cfg = from_dict(PretrainConfig, {"objective": obj, "model": {"architecture": "bert"},
+                                         "train": {"batch_size": 16, "seq_len": SEQ, "eval_batches": 1}})
+        out[obj] = pairs.make_pair_task(small_corpus, tokenizer, Masker.from_tokenizer(tokenizer, cfg.masking), cfg)
     return out
 
 
-def _segment_tokens(builder: O.PairBuilder, segs: tuple[int, int]) -> list[int]:
+def _segment_tokens(builder: pairs.PairBuilder, segs: tuple[int, int]) -> list[int]:
     return builder.segments.ids[builder.segments.offsets[segs[0]]:builder.segments.offsets[segs[1]]].tolist()
 
 
@@ -36,9 +36,9 @@ def _segment_tokens(builder: O.PairBuilder, segs: tuple[int, int]) -> list[int]:
 def test_split_sentences():
     text = ('He met Mr. Smith and J. R. Tolkien in the U.S. Army. Then "he left." Sen. Warren said no! Why?  Yes.\n'
             "A new paragraph. 2017 was big")
-    assert O.split_sentences(text) == ["He met Mr. Smith and J. R. Tolkien in the U.S. Army.", 'Then "he left."',
+    assert pairs.split_sentences(text) == ["He met Mr. Smith and J. R. Tolkien in the U.S. Army.", 'Then "he left."',
                                        "Sen. Warren said no!", "Why?", "Yes.", "A new paragraph.", "2017 was big"]
-    assert O.split_sentences("") == [] and O.split_sentences("no end") == ["no end"]
+    assert pairs.split_sentences("") == [] and pairs.split_sentences("no end") == ["no end"]
 
 
 def test_chunks_fit_and_hold_two_segments(pair_tasks):
@@ -63,7 +63,7 @@ def test_nsp_labels_balanced_and_deterministic(pair_tasks):
     assert np.mean(labels) == pytest.approx(0.5)
     a, b = task.batch(7), task.batch(7)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    other = O.PairTask(task.train, task.val, task.masker, task.batch_size, seed=1, eval_batches=0)
+    other = pairs.PairTask(task.train, task.val, task.masker, task.batch_size, seed=1, eval_batches=0)
     assert not torch.equal(other.batch(7)["input_ids"], a["input_ids"])
 
 
@@ -76,7 +76,7 @@ def test_nsp_negatives_come_from_another_document(pair_tasks):
             assert ex["a_segments"][1] > ex["a_segments"][0] and ex["b_segments"][1] > ex["b_segments"][0]
             assert (builder.segments.doc[ex["a_segments"][0]:ex["a_segments"][1]] == ex["a_doc"]).all()
             assert (builder.segments.doc[ex["b_segments"][0]:ex["b_segments"][1]] == ex["b_doc"]).all()
-            if ex["label"] == O.NOT_NEXT:
+            if ex["label"] == pairs.NOT_NEXT:
                 assert ex["b_doc"] != ex["a_doc"]
             else:  # the real continuation: B starts where A ends, in the same document
                 assert ex["b_doc"] == ex["a_doc"] and ex["b_segments"][0] == ex["a_segments"][1]
@@ -93,13 +93,13 @@ def test_sop_negatives_are_swapped_consecutive_segments(pair_tasks):
             seen.add(ex["label"])
             assert ex["a_doc"] == ex["b_doc"]
             a, b = ex["a_segments"], ex["b_segments"]
-            if ex["label"] == O.IS_NEXT:  # original order: A then B, adjacent
+            if ex["label"] == pairs.IS_NEXT:  # original order: A then B, adjacent
                 assert a[1] == b[0]
             else:  # swapped: the first segment is the one that came second in the document
                 assert b[1] == a[0]
             assert ex["a"].tolist() == _segment_tokens(builder, a)
             assert ex["b"].tolist() == _segment_tokens(builder, b)  # whole: SOP pairs never need truncation
-    assert seen == {O.IS_NEXT, O.NOT_NEXT}
+    assert seen == {pairs.IS_NEXT, pairs.NOT_NEXT}
 
 
 @pytest.mark.parametrize("objective", ["mlm+nsp", "mlm+sop"])
@@ -129,11 +129,11 @@ def test_framing_token_types_and_length(pair_tasks, tokenizer, objective):
 
 def test_bad_objective_and_too_little_text(tokenizer, small_corpus):
     with pytest.raises(ConfigError, match="objective"):
-        O.pair_kind("mlm+xyz")
+        pairs.pair_kind("mlm+xyz")
     with pytest.raises(ConfigError, match="two documents"):
-        O.make_pair_builder([small_corpus["train"]["text"][0]], tokenizer, SEQ, "nsp")
+        pairs.make_pair_builder([small_corpus["train"]["text"][0]], tokenizer, SEQ, "nsp")
     with pytest.raises(ConfigError, match="two sentences"):
-        O.make_pair_builder(["One sentence only", "Another lone one"], tokenizer, SEQ, "sop")
+        pairs.make_pair_builder(["One sentence only", "Another lone one"], tokenizer, SEQ, "sop")
 
 
 # ---- the joint loss ---------------------------------------------------------------------------------
@@ -162,11 +162,12 @@ def test_joint_loss_equals_bert_for_pretraining_loss(pair_tasks, tokenizer):
 def _joint_config(tokenizer_dir, objective: str, **train) -> PretrainConfig:
     return from_dict(PretrainConfig, {
         "data": {"max_documents": 120, "validation_fraction": 0.1}, "tokenizer": {"tokenizer_from": str(tokenizer_dir)},
-        "model": {"size": "tiny", "layers": 1, "hidden": 64, "heads": 2}, "objective": objective,
+        "model": {"size": "tiny", "architecture": "bert", "layers": 1, "hidden": 64, "heads": 2}, "objective": objective,
         "train": {"batch_size": 8, "seq_len": SEQ, "lr": 2e-3, "log_every": 1, "eval_every": 3, "eval_batches": 1,
                   "save_every": 0, "precision": "fp32", "max_steps": 4, **train}})
 
 
+@pytest.mark.slow
 def test_joint_mlm_nsp_run_writes_pair_accuracy(tokenizer_dir, tmp_path):
     from transformers import AutoModelForMaskedLM, BertForPreTraining
 
@@ -185,6 +186,7 @@ def test_joint_mlm_nsp_run_writes_pair_accuracy(tokenizer_dir, tmp_path):
     AutoModelForMaskedLM.from_pretrained(str(tmp_path / "run" / runs.MODEL))
 
 
+@pytest.mark.slow
 def test_joint_mlm_sop_run_resumes_exactly(tokenizer_dir, tmp_path):
     """Pairs, negatives and masks are functions of (seed, step): a run stopped after its checkpoint
     and resumed logs the same losses as an uninterrupted one."""
@@ -219,49 +221,50 @@ def test_simcse_loss_by_hand():
     s = [[0.6, 0.0], [0.8, 1.0]]
     l0 = -math.log(math.exp(s[0][0] / tau) / (math.exp(s[0][0] / tau) + math.exp(s[0][1] / tau)))
     l1 = -math.log(math.exp(s[1][1] / tau) / (math.exp(s[1][0] / tau) + math.exp(s[1][1] / tau)))
-    assert float(O.simcse_loss(z1, z2, tau)) == pytest.approx((l0 + l1) / 2, rel=1e-6)
-    assert float(O.simcse_loss(z1, z2, tau, reduction="sum")) == pytest.approx(l0 + l1, rel=1e-6)
-    assert O.simcse_loss(z1, z2, tau, reduction="none").tolist() == pytest.approx([l0, l1], rel=1e-6)
+    assert float(simcse.simcse_loss(z1, z2, tau)) == pytest.approx((l0 + l1) / 2, rel=1e-6)
+    assert float(simcse.simcse_loss(z1, z2, tau, reduction="sum")) == pytest.approx(l0 + l1, rel=1e-6)
+    assert simcse.simcse_loss(z1, z2, tau, reduction="none").tolist() == pytest.approx([l0, l1], rel=1e-6)
     # identical, orthogonal views: each row's partner wins by cos 1 vs 0
     eye = torch.eye(3)
-    assert float(O.simcse_loss(eye, eye, 0.05)) == pytest.approx(math.log(1 + 2 * math.exp(-1 / 0.05)), abs=1e-6)
+    assert float(simcse.simcse_loss(eye, eye, 0.05)) == pytest.approx(math.log(1 + 2 * math.exp(-1 / 0.05)), abs=1e-6)
 
 
 def test_retrieval_precision_at_k_toy():
     embs = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.6, 0.8]])
     labels = ["a", "a", "b", "b", "b"]
     # k=1: every item's nearest other item shares its label (4's nearest is 3: cos .86 vs .80, .68, .60)
-    assert O.retrieval_precision_at_k(embs, labels, 1) == pytest.approx(1.0)
+    assert embeddings.retrieval_precision_at_k(embs, labels, 1) == pytest.approx(1.0)
     # k=2: 0 -> {1, 4}: 1/2; 1 -> {0, 4}: 1/2; 2 -> {3, 4}: 1; 3 -> {2, 4}: 1; 4 -> {3, 2}: 1
-    assert O.retrieval_precision_at_k(embs, labels, 2) == pytest.approx((0.5 + 0.5 + 1 + 1 + 1) / 5)
+    assert embeddings.retrieval_precision_at_k(embs, labels, 2) == pytest.approx((0.5 + 0.5 + 1 + 1 + 1) / 5)
     sims = torch.nn.functional.normalize(embs, dim=-1) @ torch.nn.functional.normalize(embs, dim=-1).T
     sims.fill_diagonal_(-2)
     top = sims.topk(2).indices
     y = np.array([0, 0, 1, 1, 1])
     expected = float(np.mean([(y[top[i]] == y[i]).mean() for i in range(5)]))
-    assert O.retrieval_precision_at_k(embs, labels, 2) == pytest.approx(expected)
-    assert O.retrieval_precision_at_k(embs, labels, 99) == pytest.approx(np.mean([1 / 4, 1 / 4, 2 / 4, 2 / 4, 2 / 4]))
+    assert embeddings.retrieval_precision_at_k(embs, labels, 2) == pytest.approx(expected)
+    assert embeddings.retrieval_precision_at_k(embs, labels, 99) == pytest.approx(np.mean([1 / 4, 1 / 4, 2 / 4, 2 / 4, 2 / 4]))
 
 
 def test_cosine_similarity_and_neighbours(tokenizer):
     from transformers import BertConfig, BertModel
 
-    assert O.cosine_similarity([1.0, 0.0], [1.0, 1.0]) == pytest.approx(1 / math.sqrt(2))
-    m = O.cosine_similarity(torch.eye(2), torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 3.0]]))
+    assert embeddings.cosine_similarity([1.0, 0.0], [1.0, 1.0]) == pytest.approx(1 / math.sqrt(2))
+    m = embeddings.cosine_similarity(torch.eye(2), torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 3.0]]))
     assert m.shape == (2, 3) and m[1, 2] == pytest.approx(1.0)
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
                                  intermediate_size=128, pad_token_id=tokenizer.pad_token_id))
     corpus = ["the senate voted on the bill", "a cat sat on the mat", "stocks fell sharply today", "rain is expected"]
-    hits = O.nearest_neighbours("a cat sat on the mat", corpus, model, tokenizer, k=2)
+    hits = embeddings.nearest_neighbours("a cat sat on the mat", corpus, model, tokenizer, k=2)
     assert hits[0]["index"] == 1 and hits[0]["score"] == pytest.approx(1.0, abs=1e-4) and len(hits) == 2
-    assert O.sentence_similarity(model, tokenizer, "same words", "same words") == pytest.approx(1.0, abs=1e-5)
-    e = O.embed(model, tokenizer, corpus)
+    assert embeddings.sentence_similarity(model, tokenizer, "same words", "same words") == pytest.approx(1.0, abs=1e-5)
+    e = embeddings.embed(model, tokenizer, corpus)
     assert e.shape == (4, 64) and torch.allclose(e.norm(dim=1), torch.ones(4))
     # order is kept although batches are sorted by length
-    assert torch.allclose(O.embed(model, tokenizer, corpus[::-1]), e.flip(0), atol=1e-5)
+    assert torch.allclose(embeddings.embed(model, tokenizer, corpus[::-1]), e.flip(0), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_short_simcse_run(tmp_path, tokenizer, small_corpus):
     from transformers import BertConfig, BertForMaskedLM
 
@@ -273,10 +276,10 @@ def test_short_simcse_run(tmp_path, tokenizer, small_corpus):
                                intermediate_size=128, max_position_embeddings=128,
                                pad_token_id=tokenizer.pad_token_id)).save_pretrained(str(base / "model"))
     tokenizer.save_pretrained(str(base / "model"))
-    cfg = O.SimCSEConfig(max_sentences=256, eval_examples=64, k=5)
+    cfg = SimCSEConfig(max_sentences=256, eval_examples=64, k=5)
     cfg.train.batch_size, cfg.train.max_steps, cfg.train.eval_every, cfg.train.log_every = 16, 4, 2, 1
     cfg.train.eval_batches, cfg.train.precision, cfg.train.lr = 1, "fp32", 1e-3
-    summary = O.train_simcse(base, tmp_path / "simcse", cfg, progress=False, corpus=small_corpus,
+    summary = simcse.train_simcse(base, tmp_path / "simcse", cfg, progress=False, corpus=small_corpus,
                              task_data=load_task("trec"))
     records = runs.read_metrics(tmp_path / "simcse")
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4]
@@ -288,12 +291,12 @@ def test_short_simcse_run(tmp_path, tokenizer, small_corpus):
     assert set(r["before"]) == {"precision_at_5", "uniformity", "chance", "examples"} and r["after"]["examples"] == 64
     assert (tmp_path / "simcse" / "retrieval.json").exists()
     assert runs.latest_checkpoint(tmp_path / "simcse") is not None
-    model, tok = O.load_encoder(tmp_path / "simcse")
-    assert O.embed(model, tok, ["a sentence"]).shape == (1, 64)
+    model, tok = simcse.load_encoder(tmp_path / "simcse")
+    assert embeddings.embed(model, tok, ["a sentence"]).shape == (1, 64)
     # the contrastive training changed the encoder
-    before, _ = O.load_encoder(base)
+    before, _ = simcse.load_encoder(base)
     x = ["the senate voted on the bill"]
-    assert not torch.allclose(O.embed(model, tok, x), O.embed(before, tok, x))
+    assert not torch.allclose(embeddings.embed(model, tok, x), embeddings.embed(before, tok, x))
 
 
 def test_simcse_val_loss_is_deterministic_and_keeps_rng(tokenizer):
@@ -305,7 +308,7 @@ def test_simcse_val_loss_is_deterministic_and_keeps_rng(tokenizer):
                                  intermediate_size=128, pad_token_id=tokenizer.pad_token_id))
     sents = ["the senate voted on the bill", "a cat sat on the mat", "stocks fell sharply today", "rain is expected"] * 4
     ids = tokenizer(sents, add_special_tokens=True)["input_ids"]
-    task = O.SimCSETask(ids, ids, sents, [0, 1, 2, 3] * 4, tokenizer, batch_size=8, k=3)
+    task = simcse.SimCSETask(ids, ids, sents, [0, 1, 2, 3] * 4, tokenizer, batch_size=8, k=3)
     acc = Accelerator(cpu=True)
     module = task.training_module(model)
     state = torch.get_rng_state()
@@ -317,14 +320,16 @@ def test_simcse_val_loss_is_deterministic_and_keeps_rng(tokenizer):
 def test_simcse_command_line_flags():
     import argparse
 
+    from workbench import cli
+
     parser = argparse.ArgumentParser()
-    O.add_simcse_command(parser.add_subparsers(dest="command"))
+    cli.add_downstream_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["simcse", "runs/x", "--out", "runs/x-simcse", "--temperature", "0.1", "--time-budget", "2m",
                               "--max-sentences", "500", "--eval-task", "bbc", "--lr", "1e-4"])
     from workbench.config import from_dict, overrides_from_args
 
-    cfg = from_dict(O.SimCSEConfig, overrides_from_args(args, O.SimCSEConfig), O.SimCSEConfig())
+    cfg = from_dict(SimCSEConfig, overrides_from_args(args, SimCSEConfig), SimCSEConfig())
     assert (cfg.temperature, cfg.train.time_budget, cfg.max_sentences, cfg.eval_task, cfg.train.lr) == (0.1, "2m", 500, "bbc", 1e-4)
-    assert args.func is O.run_simcse_cli and args.model == "runs/x"
+    assert args.func is cli.cmd_simcse and args.model == "runs/x"
     with pytest.raises(SystemExit):
         parser.parse_args(["simcse", "runs/x", "--packing"])

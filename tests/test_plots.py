@@ -120,3 +120,9 @@ def test_confusion_matrix_and_scatter():
     pts = np.array([[0, 0], [1, 1], [2, 0]])
     sc = plots.embedding_scatter(pts, labels=["x", "y", "x"], texts=["t0", "t1", "t2"])
     assert [t.name for t in sc.data] == ["x", "y"] and list(sc.data[0].text) == ["t0", "t2"]
+
+
+def test_confusion_matrix_counts():
+    fig = plots.confusion_matrix(["a", "b"], [[3, 1], [0, 2]])
+    assert len(fig.data) == 1
+    assert np.asarray(fig.data[0].z).tolist() == [[3, 1], [0, 2]]

@@ -123,6 +123,7 @@ def test_head_on_masked_positions_equals_the_models_own_loss(tokenizer, architec
     assert correct.item() == (full == labels[labels != -100]).sum().item()
 
 
+@pytest.mark.slow
 def test_preln_architecture_pretrains_and_reloads(tokenizer_dir, tmp_path):
     from transformers import AutoModelForMaskedLM
 
@@ -133,6 +134,7 @@ def test_preln_architecture_pretrains_and_reloads(tokenizer_dir, tmp_path):
     assert model.config.model_type == "roberta-prelayernorm"
 
 
+@pytest.mark.slow
 def test_pretrain_writes_a_complete_run_directory_and_learns(tokenizer_dir, tmp_path):
     cfg = tiny_config(tokenizer_dir, max_steps=30, eval_every=10, save_every=10, keep_checkpoints=2)
     summary = pretrain(cfg, tmp_path / "run", progress=False)
@@ -163,6 +165,7 @@ def test_pretrain_writes_a_complete_run_directory_and_learns(tokenizer_dir, tmp_
     assert again["val_loss"] == pytest.approx(evals[-1]["val_loss"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tokenizer_dir, tmp_path):
     """N steps straight vs. killed after N/2 (+1 unsaved step), resumed, finished: same losses."""
     cfg = tiny_config(tokenizer_dir, max_steps=8, save_every=4, eval_every=4)
@@ -185,6 +188,7 @@ def test_resume_continues_exactly(tokenizer_dir, tmp_path):
         assert b[step] == pytest.approx(a[step], abs=1e-4), step
 
 
+@pytest.mark.slow
 def test_existing_run_is_never_overwritten_silently(tokenizer_dir, tmp_path):
     cfg = tiny_config(tokenizer_dir, max_steps=2)
     pretrain(cfg, tmp_path / "run", progress=False)
@@ -196,6 +200,7 @@ def test_existing_run_is_never_overwritten_silently(tokenizer_dir, tmp_path):
     assert (tmp_path / "run.old-1" / "metrics.jsonl").read_text() == before  # kept aside, not deleted
 
 
+@pytest.mark.slow
 def test_a_half_written_checkpoint_is_ignored(tokenizer_dir, tmp_path):
     cfg = tiny_config(tokenizer_dir, max_steps=3, save_every=3)
     pretrain(cfg, tmp_path / "run", progress=False)
@@ -208,15 +213,20 @@ def test_a_half_written_checkpoint_is_ignored(tokenizer_dir, tmp_path):
     assert runs.latest_checkpoint(tmp_path / "run").name == "step-00000003"
 
 
+@pytest.mark.slow
 def test_time_budget_bounds_the_run_and_drives_the_schedule(tokenizer_dir, tmp_path):
     cfg = tiny_config(tokenizer_dir, time_budget="4s", eval_every=0, save_every=0, warmup=0.0)
     summary = pretrain(cfg, tmp_path / "run", progress=False)
-    assert 4.0 <= summary["train_time"] < 6.0
     train = [r for r in runs.read_metrics(tmp_path / "run") if r["kind"] == "train"]
+    # it stops at the first step that reaches the budget (training seconds as the engine counts them,
+    # logged every step), however fast or busy the machine is
+    assert train[-2]["time"] < 4.0 <= train[-1]["time"]
+    assert summary["train_time"] == pytest.approx(train[-1]["time"], abs=0.01)
     assert train[-1]["lr"] < 0.25 * cfg.train.lr  # decayed with the clock
     assert "val_loss" in summary  # evaluated at the end
 
 
+@pytest.mark.slow
 def test_line_by_line_and_whole_word_options_train(tokenizer_dir, tmp_path):
     cfg = tiny_config(tokenizer_dir, max_steps=3, packing=False)
     cfg.masking.mask_strategy = "whole_word"
@@ -224,6 +234,7 @@ def test_line_by_line_and_whole_word_options_train(tokenizer_dir, tmp_path):
     assert summary["steps"] == 3 and summary["tokens"] < 3 * 8 * 64  # padding is not counted
 
 
+@pytest.mark.slow
 def test_continued_pretraining_from_a_local_checkpoint(tokenizer_dir, tmp_path):
     """--init-from takes any masked-LM directory or hub id; a local save stands in for the hub."""
     from transformers import BertConfig, BertForMaskedLM
@@ -243,6 +254,7 @@ def test_continued_pretraining_from_a_local_checkpoint(tokenizer_dir, tmp_path):
     assert saved["hidden_size"] == 32
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(tokenizer_dir, tmp_path):
     """accelerate launch, 2 CPU processes (gloo), against a single process: same losses."""
     common = ["pretrain", "--preset", "tiny", "--max-documents", "60", "--max-steps", "4", "--batch-size", "8",

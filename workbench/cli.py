@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 from . import config as C
-from . import runs
+from . import experiments, finetune, loading, runs, simcse
+from .data import load_corpus
+from .embeddings import nearest_neighbours
 
 EXAMPLES = """examples:
   workbench corpus-stats                               statistics of the default corpus
@@ -22,7 +24,7 @@ EXAMPLES = """examples:
   workbench finetune runs/mini --task sentiment
   workbench benchmark runs/mini
   workbench learning-curve runs/mini --task sentiment
-  workbench pretrain --preset mini --objective mlm+sop --mask-strategy span --out runs/mini-sop
+  workbench pretrain --architecture bert --objective mlm+sop --mask-strategy span --out runs/mini-sop
   workbench simcse runs/mini --out runs/mini-simcse --time-budget 2m
   workbench app --runs runs
 """
@@ -85,9 +87,19 @@ def cmd_train_tokenizer(args) -> int:
 def cmd_pretrain(args) -> int:
     from .pretrain import pretrain
 
+    if args.force and not args.resume:
+        raise C.ConfigError("--force only applies to --resume")
     cfg = _pretrain_config(args)
+    if args.resume and args.out and (Path(args.out) / runs.CONFIG).is_file():
+        # --resume starts from the run's own config; only the flags typed now change it (and are checked)
+        cfg = C.load_config_file(Path(args.out) / runs.CONFIG)
+        if args.preset:
+            cfg = C.from_dict(C.PretrainConfig, C.PRETRAIN_PRESETS[args.preset], cfg)
+        if args.config:
+            cfg = C.load_config_file(args.config, C.PretrainConfig, base=cfg)
+        cfg = C.from_dict(C.PretrainConfig, C.overrides_from_args(args, C.PretrainConfig), cfg)
     out = args.out or f"runs/{args.preset or cfg.model.size}-{time.strftime('%Y%m%d-%H%M%S')}"
-    summary = pretrain(cfg, out, resume=args.resume, overwrite=args.overwrite)
+    summary = pretrain(cfg, out, resume=args.resume, overwrite=args.overwrite, force=args.force)
     runs.record_command(out, ["workbench", *args.argv])
     print(json.dumps(summary, indent=2))
     print(f"\nrun directory: {out}\ntry: workbench fill-mask {out} \"the [MASK] of the united states\"")
@@ -201,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "Defaults shown are before --preset/--config, which override them; typed flags override both.")
     _add_common_config(p)
     p.add_argument("--out", help="run directory (default: runs/PRESET-TIMESTAMP)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint "
+                   "with the run's settings; flags may change only its length and logging (--max-steps, --time-budget, ...)")
+    p.add_argument("--force", action="store_true", help="with --resume: continue even though the corpus, tokenizer, "
+                   "batch size or another setting differs from the run's (the differences are listed)")
     p.add_argument("--overwrite", action="store_true", help="start over in an existing --out (the old one is moved to OUT.old-N)")
     C.add_arguments(p, C.PretrainConfig)
     p.set_defaults(func=cmd_pretrain)
@@ -243,17 +258,115 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="ask gradio for a public share link (off by default)")
     p.set_defaults(func=cmd_app)
 
-    _add_finetune_commands(sub)
+    add_downstream_commands(sub)
     return parser
 
 
-def _add_finetune_commands(sub) -> None:
-    """Commands whose flags live beside their code: fine-tuning and the contrastive objective."""
-    from . import experiments, finetune, objectives
+def add_downstream_commands(sub) -> None:
+    """Fine-tuning, classification and the contrastive objective (their flags come from FinetuneConfig
+    and SimCSEConfig); the benchmark and the learning curve keep their hooks in workbench.experiments."""
+    p = sub.add_parser("finetune", help="fine-tune a model for text classification",
+                       description="Fine-tune a pre-trained run/model on a built-in task (sentiment, spam, trec, bbc), a "
+                       "CSV/JSONL file or folder, or hf:NAME; writes a run directory with metrics, checkpoints, the "
+                       "final classifier, test metrics and test predictions.")
+    add_finetune_arguments(p)
+    p.set_defaults(func=cmd_finetune)
 
-    for hook in (finetune.add_finetune_command, finetune.add_classify_command, experiments.add_benchmark_command,
-                 experiments.add_learning_curve_command, objectives.add_simcse_command):
-        hook(sub)
+    p = sub.add_parser("classify", help="label probabilities of texts from a fine-tuned model",
+                       description="Classify TEXT(s) with a fine-tuned run directory, model directory or hub id.")
+    add_classify_arguments(p)
+    p.set_defaults(func=cmd_classify)
+
+    experiments.add_benchmark_command(sub)
+    experiments.add_learning_curve_command(sub)
+
+    p = sub.add_parser("simcse", help="contrastive sentence embeddings (unsupervised SimCSE) on a pre-trained encoder",
+                       description="Train a pre-trained encoder with unsupervised SimCSE (each sentence twice with "
+                       "dropout, in-batch negatives, temperature 0.05) on corpus sentences; report same-label "
+                       "retrieval precision@k on a labelled task before and after.")
+    add_simcse_arguments(p)
+    p.set_defaults(func=cmd_simcse)
+
+
+def config_from_args(args: argparse.Namespace, cls: type):
+    """A `cls` config: its defaults, then --config FILE, then the typed flags."""
+    base = C.load_config_file(args.config, cls) if getattr(args, "config", None) else cls()
+    return C.from_dict(cls, C.overrides_from_args(args, cls), base)
+
+
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    """`workbench finetune MODEL --task sentiment [--out RUN] [--strategy frozen] [--lr ...]`"""
+    parser.add_argument("model", nargs="?", default=None, help="run directory, checkpoint, model directory or hub id")
+    parser.add_argument("--out", "-o", default=None, help="run directory (default: runs/finetune-TASK-STRATEGY)")
+    parser.add_argument("--config", default=None, help="YAML/JSON file with FinetuneConfig values (flags override it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory (kept as RUN.old-N)")
+    parser.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    C.add_arguments(parser, C.FinetuneConfig, skip=("model", "train.packing", "train.eval_batches"))
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args, C.FinetuneConfig)
+    if not cfg.model:
+        raise finetune.FinetuneError("no model given: workbench finetune RUN_DIR --task sentiment")
+    scratch = "-scratch" if cfg.from_scratch else ""
+    out = args.out or str(Path("runs") / f"finetune-{Path(cfg.task).stem.replace(':', '_')}-{cfg.strategy}{scratch}")
+    s = finetune.finetune(cfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"{s['task']}: test accuracy {s['test']['accuracy']:.4f}, macro-F1 {s['test']['macro_f1']:.4f} "
+          f"({s['steps']} steps, {s['wall_time']:.0f}s); model in {Path(out) / runs.MODEL}")
+    return 0
+
+
+def add_classify_arguments(parser: argparse.ArgumentParser) -> None:
+    """`workbench classify MODEL "text" ["text" ...] [--pair "second text"] [--json]`"""
+    parser.add_argument("model", help="fine-tuned run directory, model directory or hub id")
+    parser.add_argument("texts", nargs="+", help="text(s) to classify")
+    parser.add_argument("--pair", nargs="+", default=None, help="second sentence(s) for sentence-pair tasks")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    results = loading.classify(args.model, list(args.texts), args.pair)
+    if args.json:
+        print(json.dumps([{"text": t, "probabilities": r} for t, r in zip(args.texts, results)], indent=2))
+        return 0
+    for text, probs in zip(args.texts, results):
+        best = max(probs, key=probs.get)
+        print(f"{best}\t{probs[best]:.3f}\t{text}")
+        for label, p in sorted(probs.items(), key=lambda kv: -kv[1]):
+            print(f"    {label:<20} {p:.4f}")
+    return 0
+
+
+def add_simcse_arguments(parser: argparse.ArgumentParser) -> None:
+    """`workbench simcse MODEL --out RUN [--max-sentences N] [--temperature 0.05] [--time-budget 2m] ...`"""
+    parser.add_argument("model", help="pre-trained run directory, checkpoint or model directory")
+    parser.add_argument("--out", "-o", default=None, help="run directory (default: runs/simcse-MODELNAME)")
+    parser.add_argument("--config", default=None, help="YAML/JSON file with SimCSEConfig values (flags override it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory (kept as RUN.old-N)")
+    parser.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--query", default=None, help="also print the nearest corpus sentences to this text, before and after")
+    C.add_arguments(parser, C.SimCSEConfig, skip=("train.packing", "data.streaming"))
+
+
+def cmd_simcse(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args, C.SimCSEConfig)
+    out = args.out or str(Path("runs") / f"simcse-{Path(args.model).name}")
+    s = simcse.train_simcse(args.model, out, cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    r = s["retrieval"]
+    key = f"precision_at_{r['k']}"
+    print(f"{r['task']} test retrieval precision@{r['k']}: before {r['before'][key]:.4f}, after {r['after'][key]:.4f} "
+          f"(chance {r['after']['chance']:.4f}); {s['steps']} steps, {s['train_time']:.0f}s; model in {Path(out) / runs.MODEL}")
+    if args.query:
+        corpus = load_corpus(cfg.data, seed=cfg.train.seed)
+        sample = simcse.corpus_sentences(corpus["validation"]["text"], 2000, cfg.train.seed, cfg.min_words)
+        for name, path in (("before", args.model), ("after", out)):
+            model, tok = simcse.load_encoder(path)
+            print(f"\nnearest to {args.query!r} ({name}):")
+            for r in nearest_neighbours(args.query, sample, model, tok, k=5):
+                print(f"  {r['score']:.3f}  {r['text'][:110]}")
+    return 0
 
 
 def _short_warning(message, category, filename, lineno, line=None) -> str:

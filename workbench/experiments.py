@@ -1,18 +1,23 @@
-"""Experiments built from fine-tuning runs: the downstream benchmark and the learning curve.
+"""Experiments built from pre-training and fine-tuning runs: the downstream benchmark, the learning
+curve and the comparison of pre-training objectives at equal compute (notebook 06).
 
     benchmark("runs/mini", "runs/mini/benchmark", BenchmarkConfig())
     learning_curve("runs/mini", "sentiment", sizes=(100, 300, 1000, None))
 
 `benchmark` fine-tunes a pre-trained model and (with cfg.scratch) the same architecture from random
 weights on every task with the same budget and prints a GLUE-style table; `learning_curve` does it
-for growing training-set sizes.
+for growing training-set sizes; `compare_pretraining` pre-trains one short run per variant (objective,
+masking rate, strategy) and scores each with standard masks and a short fine-tuning.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import io
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -20,103 +25,220 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
+from transformers import AutoModelForMaskedLM
 
-from .config import BenchmarkConfig, add_arguments, to_dict
-from .finetune import FinetuneConfig, FinetuneError, _cfg_from_args, finetune
+from . import loading, runs
+from .baselines import bag_of_words
+from .config import (BENCHMARK_PRESETS, BenchmarkConfig, MaskingConfig, PretrainConfig, TrainConfig, add_arguments,
+                     from_dict, load_config_file, overrides_from_args, to_dict)
+from .data import load_corpus
+from .finetune import FinetuneConfig, FinetuneError, finetune
+from .masking import IGNORE_INDEX, Masker
+from .pretrain import MLMLoss, MLMTask, make_blocks, pretrain
 from .tasks import TaskError, known_tasks, load_task, subsample
 
 
-# ---- benchmark: pre-trained vs from scratch on every task ---------------------------------------
+# ---- benchmark: pre-trained vs from scratch vs bag of words on every task ----------------------
 
-def _finetune_config(model: str, task: str, bcfg: BenchmarkConfig, from_scratch: bool) -> FinetuneConfig:
-    return FinetuneConfig(model=model, task=task, strategy=bcfg.strategy, freeze_layers=bcfg.freeze_layers,
-                          from_scratch=from_scratch, train_examples=bcfg.train_examples, eval_examples=bcfg.eval_examples,
-                          train=copy.deepcopy(bcfg.train))
+def _finetune_config(model: str, task: str, bcfg: BenchmarkConfig, from_scratch: bool, lr: Optional[float] = None,
+                     seed: Optional[int] = None) -> FinetuneConfig:
+    cfg = FinetuneConfig(model=model, task=task, strategy=bcfg.strategy, freeze_layers=bcfg.freeze_layers,
+                         from_scratch=from_scratch, train_examples=bcfg.train_examples,
+                         eval_examples=bcfg.eval_examples,
+                         train=copy.deepcopy(bcfg.train))
+    if lr is not None:
+        cfg.train.lr = lr
+    if seed is not None:
+        cfg.train.seed = seed
+    return cfg
+
+
+def _std(values: Sequence[float]) -> Optional[float]:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def aggregate_seeds(pretrained: Sequence[float], scratch: Optional[Sequence[float]] = None) -> dict:
+    """Mean and sample standard deviation (n - 1 in the denominator; None for one seed) of each
+    arm's test scores over fine-tuning seeds, and of the paired differences pretrained[i] - scratch[i]
+    (seed i of both arms shares the batch order and the classifier-head seed). The difference's
+    spread is the standard deviation of those per-seed differences, not a standard error."""
+    out = {"pretrained": {"scores": [float(v) for v in pretrained], "mean": float(np.mean(pretrained)),
+                          "std": _std(pretrained)}}
+    if scratch is not None:
+        if len(scratch) != len(pretrained):
+            raise ValueError(f"{len(pretrained)} pre-trained scores but {len(scratch)} from scratch")
+        diff = [float(a) - float(b) for a, b in zip(pretrained, scratch)]
+        out["scratch"] = {"scores": [float(v) for v in scratch], "mean": float(np.mean(scratch)), "std": _std(scratch)}
+        out["difference"] = {"scores": diff, "mean": float(np.mean(diff)), "std": _std(diff)}
+    return out
+
+
+def choose_by_validation(sweep: Sequence[dict]) -> int:
+    """Index of the sweep point with the best `validation` score; ties go to the lower validation
+    loss, then to the earlier point. Test scores, if a point carries any, are never looked at."""
+    if not sweep:
+        raise ValueError("an empty sweep has nothing to choose from")
+    return max(range(len(sweep)), key=lambda i: (sweep[i]["validation"], -sweep[i].get("val_loss", 0.0), -i))
+
+
+def _pm(stat: dict) -> str:
+    return f"{100 * stat['mean']:.1f}" + (f" ± {100 * stat['std']:.1f}" if stat.get("std") is not None else "")
 
 
 def benchmark_table(results: dict) -> str:
-    """A GLUE-style Markdown table: a row per task, pre-trained and from-scratch columns (x100)."""
-    rows = results["tasks"]
-    scratch = any("scratch" in r for r in rows)
-    head = "| task | metric | pre-trained |" + (" from scratch | difference |" if scratch else "")
-    sep = "|---|---|---:|" + ("---:|---:|" if scratch else "")
-    lines = [head, sep]
+    """A GLUE-style Markdown table (x100): a row per task and an average; per arm the mean ± standard
+    deviation over seeds at its chosen learning rate, the difference pre-trained minus scratch (mean ±
+    standard deviation of the per-seed differences) and the bag-of-words score with its chosen C."""
+    rows, avg = results["tasks"], results["average"]
+    scratch, bow = "scratch" in avg, "bow" in avg
+    head = "| task | metric | pre-trained |" + (" from scratch | difference |" if scratch else "") + \
+        (" bag of words |" if bow else "")
+    lines = [head, "|---|---|---:|" + ("---:|---:|" if scratch else "") + ("---:|" if bow else "")]
     for r in rows:
-        line = f"| {r['task']} | {r['metric']} | {100 * r['pretrained']:.1f} |"
+        a = r["arms"]
+        line = f"| {r['task']} | {r['metric']} | {_pm(a['pretrained'])} (lr {a['pretrained']['lr']:g}) |"
         if scratch:
-            line += f" {100 * r['scratch']:.1f} | {100 * (r['pretrained'] - r['scratch']):+.1f} |"
+            line += f" {_pm(a['scratch'])} (lr {a['scratch']['lr']:g}) | {_pm(r['difference'])} |"
+        if bow:
+            line += f" {100 * a['bow']['score']:.1f} (C {a['bow']['C']:g}) |"
         lines.append(line)
-    avg = results["average"]
-    line = f"| **average** | | **{100 * avg['pretrained']:.1f}** |"
+    line = f"| **average** | | **{_pm(avg['pretrained'])}** |"
     if scratch:
-        line += f" **{100 * avg['scratch']:.1f}** | **{100 * (avg['pretrained'] - avg['scratch']):+.1f}** |"
+        line += f" **{_pm(avg['scratch'])}** | **{_pm(avg['difference'])}** |"
+    if bow:
+        line += f" **{100 * avg['bow']:.1f}** |"
     lines.append(line)
     return "\n".join(lines)
 
 
+def sweep_table(results: dict) -> str:
+    """Every grid point's validation score (x100); the chosen one is starred."""
+    lines = ["| task | arm | setting | validation |", "|---|---|---|---:|"]
+    for r in results["tasks"]:
+        for arm, a in r["arms"].items():
+            key = "C" if arm == "bow" else "lr"
+            for p in a["sweep"]:
+                star = " *" if p[key] == a[key] else ""
+                lines.append(f"| {r['task']} | {arm} | {key} {p[key]:g}{star} | {100 * p['validation']:.1f} |")
+    return "\n".join(lines)
+
+
+def _slug(name: str) -> str:
+    return name.replace(":", "_").replace("/", "_")
+
+
 def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[BenchmarkConfig] = None, *,
               overwrite: bool = False, progress: bool = False, verbose: bool = True) -> dict:
-    """Fine-tune the pre-trained model and (with cfg.scratch) the same architecture from random
-    weights on every task with the same budget; write OUT/benchmark.json and OUT/benchmark.md and
-    print the table. Run directories: OUT/<task>/pretrained, OUT/<task>/scratch."""
+    """On every task: fine-tune the pre-trained model and (with cfg.scratch) the same architecture
+    from random weights. Each arm tries every learning rate of its grid once (seed train.seed) and
+    keeps the one with the best validation score; that rate is run with cfg.seeds seeds (the first is
+    the sweep's run) and only those runs' test scores are reported. With cfg.bow a TF-IDF logistic
+    regression (C chosen on validation) gets a row too. Every run fine-tunes on the same training
+    subsample and validates on the same examples. Writes OUT/benchmark.json and OUT/benchmark.md and
+    prints the table. Run directories: OUT/<task>/<arm>/lr<lr>-seed<seed>."""
     cfg = cfg or BenchmarkConfig()
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FinetuneError(f"{out}: exists; pass overwrite=True (--overwrite) to replace it")
-    if out.exists() and overwrite:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
     unknown = [t for t in cfg.tasks if t not in known_tasks() and not t.startswith("hf:") and not Path(t).exists()]
     if unknown:
         raise FinetuneError(f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(known_tasks())}")
+    try:
+        runs.prepare_output_dir(out, overwrite, kind="benchmark")  # an old one is moved to OUT.old-N
+    except runs.RunError as e:
+        raise FinetuneError(str(e)) from None
     t0, cpu0 = time.perf_counter(), time.process_time()
+    seeds = [cfg.train.seed + i for i in range(cfg.seeds)]
+    arms = [("pretrained", False, cfg.pretrained_lrs)] + ([("scratch", True, cfg.scratch_lrs)] if cfg.scratch else [])
     rows = []
     for name in cfg.tasks:
-        seed = cfg.train.seed
         try:
-            data = load_task(name, train_examples=cfg.train_examples, seed=seed)
+            data = load_task(name, train_examples=cfg.train_examples, seed=cfg.train.seed)
         except TaskError as e:
             raise FinetuneError(str(e)) from None
-        row = {"task": data.name, "metric": data.metric, "train_examples": len(data["train"]), "test_examples": len(data["test"])}
-        variants = [("pretrained", False)] + ([("scratch", True)] if cfg.scratch else [])
-        for label, scratch in variants:
-            fcfg = _finetune_config(str(pretrained_path), name, cfg, scratch)
-            run = out / data.name.replace(":", "_").replace("/", "_") / label
-            s = finetune(fcfg, run, overwrite=True, progress=progress, task_data=data)
-            row[label] = s["test"]["score"]
-            row[f"{label}_accuracy"] = s["test"]["accuracy"]
-            row[f"{label}_macro_f1"] = s["test"]["macro_f1"]
-            row[f"{label}_steps"] = s["steps"]
-            row[f"{label}_wall_time"] = s["wall_time"]
-            row[f"{label}_cpu_time"] = s["cpu_time"]
+        row = {"task": data.name, "metric": data.metric, "train_examples": len(data["train"]),
+               "validation_examples": min(len(data["validation"]), cfg.eval_examples or len(data["validation"])),
+               "test_examples": len(data["test"]), "arms": {}}
+
+        def run(label: str, scratch: bool, lr: float, seed: int) -> dict:
+            path = out / _slug(data.name) / label / f"lr{lr:g}-seed{seed}"
+            s = finetune(_finetune_config(str(pretrained_path), name, cfg, scratch, lr, seed), path, overwrite=True,
+                         progress=progress, task_data=data)
+            if not cfg.keep_models:  # ~75 MB a mini run; metrics, summary and test predictions stay
+                for sub in (runs.CHECKPOINTS, runs.MODEL):
+                    shutil.rmtree(path / sub, ignore_errors=True)
+            return s
+
+        for label, scratch, grid in arms:
+            sweep, first = [], []
+            for lr in grid:
+                s = run(label, scratch, lr, seeds[0])
+                if f"val_{data.metric}" not in s:
+                    raise FinetuneError(f"{data.name}: no validation examples to choose a learning rate on")
+                sweep.append({"lr": lr, "validation": s[f"val_{data.metric}"], "val_loss": s["val_loss"],
+                              "steps": s["steps"], "wall_time": s["wall_time"]})
+                first.append(s)
+                if verbose:
+                    print(f"{data.name:>10} {label:>10} lr {lr:g}: validation {data.metric} "
+                          f"{100 * sweep[-1]['validation']:.1f} ({s['steps']} steps, {s['wall_time']:.0f}s)",
+                          flush=True)
+            best = choose_by_validation(sweep)
+            lr = sweep[best]["lr"]
+            summaries = [first[best]] + [run(label, scratch, lr, seed) for seed in seeds[1:]]
+            scores = [s["test"]["score"] for s in summaries]
+            row["arms"][label] = {"lr": lr, "sweep": sweep, "seeds": seeds, "scores": scores,
+                                  "mean": float(np.mean(scores)), "std": _std(scores),
+                                  "wall_time": round(sum(p["wall_time"] for p in sweep) +
+                                                     sum(s["wall_time"] for s in summaries[1:]), 1)}
             if verbose:
-                print(f"{data.name:>10} {label:>10}: {data.metric} {100 * s['test']['score']:.1f} "
-                      f"({s['steps']} steps, {s['wall_time']:.0f}s)", flush=True)
+                print(f"{data.name:>10} {label:>10}: lr {lr:g} chosen on validation; test {data.metric} "
+                      f"{_pm(row['arms'][label])} over {len(seeds)} seed(s)", flush=True)
+        if cfg.scratch:
+            row["difference"] = aggregate_seeds(row["arms"]["pretrained"]["scores"],
+                                                row["arms"]["scratch"]["scores"])["difference"]
+        if cfg.bow:
+            tb = time.perf_counter()
+            row["arms"]["bow"] = bag_of_words(data, cfg.bow_cs, cfg.eval_examples)
+            row["arms"]["bow"]["wall_time"] = round(time.perf_counter() - tb, 1)
+            if verbose:
+                print(f"{data.name:>10} {'bow':>10}: C {row['arms']['bow']['C']:g} chosen on validation; test "
+                      f"{data.metric} {100 * row['arms']['bow']['score']:.1f}", flush=True)
+        # flat columns: each arm's mean test score
+        row.update({label: row["arms"][label]["mean"] for label, _, _ in arms})
         rows.append(row)
-    average = {"pretrained": float(np.mean([r["pretrained"] for r in rows]))}
-    if cfg.scratch:
-        average["scratch"] = float(np.mean([r["scratch"] for r in rows]))
+    # the average over tasks, per seed, so its spread is over seeds too
+    per_seed = {label: [float(np.mean([r["arms"][label]["scores"][i] for r in rows])) for i in range(len(seeds))]
+                for label, _, _ in arms}
+    agg = aggregate_seeds(per_seed["pretrained"], per_seed.get("scratch"))
+    average = {k: v for k, v in agg.items()}
+    if cfg.bow:
+        average["bow"] = float(np.mean([r["arms"]["bow"]["score"] for r in rows]))
     results = {"model": str(pretrained_path), "config": to_dict(cfg), "tasks": rows, "average": average,
+               "difference_spread": "standard deviation over seeds of the per-seed difference (pre-trained minus "
+                                    "scratch, seed i against seed i)",
                "wall_time": round(time.perf_counter() - t0, 1), "cpu_time": round(time.process_time() - cpu0, 1),
                "threads": torch.get_num_threads()}
-    table = benchmark_table(results)
-    results["table"] = table
+    table, sweeps = benchmark_table(results), sweep_table(results)
+    results["table"], results["sweep_table"] = table, sweeps
     (out / "benchmark.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out / "benchmark.md").write_text(
-        f"# Fine-tuning benchmark\n\nModel: `{pretrained_path}`; scores on each task's test split (x100); "
-        f"budget: {cfg.train_examples or 'all'} training examples, at most {cfg.train.max_steps or '-'} steps / "
-        f"{cfg.train.epochs or '-'} epochs, lr {cfg.train.lr}, batch {cfg.train.batch_size}, seq_len {cfg.train.seq_len}, "
-        f"strategy {cfg.strategy}.\n\n{table}\n\nWall time {results['wall_time']:.0f} s, process CPU time "
-        f"{results['cpu_time']:.0f} s.\n", encoding="utf-8")
+        f"# Fine-tuning benchmark\n\nModel: `{pretrained_path}`; scores on each task's test split (x100), mean ± "
+        f"standard deviation over {len(seeds)} fine-tuning seed(s) at each arm's learning rate, chosen on "
+        f"{cfg.eval_examples or 'all'} validation examples; the difference's spread is the standard deviation of the "
+        f"per-seed differences. Budget per run: {cfg.train_examples or 'all'} training examples, at most "
+        f"{cfg.train.max_steps or '-'} steps / {cfg.train.epochs or '-'} epochs, batch {cfg.train.batch_size}, seq_len "
+        f"{cfg.train.seq_len}, strategy {cfg.strategy}.\n\n{table}\n\n## Learning-rate (and C) sweep, validation "
+        f"split\n\n{sweeps}\n\nWall time {results['wall_time']:.0f} s, process CPU time {results['cpu_time']:.0f} s.\n",
+        encoding="utf-8")
     if verbose:
-        print(table, flush=True)
+        print(table + "\n\nvalidation sweep (* = chosen):\n" + sweeps, flush=True)
     return results
 
 
 # ---- learning curve ------------------------------------------------------------------------------
 
-def learning_curve(pretrained_path: str | Path, task: str = "sentiment", sizes: Sequence[Optional[int]] = (100, 300, 1000, None),
+def learning_curve(pretrained_path: str | Path, task: str = "sentiment",
+                   sizes: Sequence[Optional[int]] = (100, 300, 1000, None),
                    cfg: Optional[FinetuneConfig] = None, *, out_dir: str | Path | None = None, scratch: bool = True,
                    min_steps: int = 50, progress: bool = False, verbose: bool = True):
     """Test score against training-set size, pre-trained vs from scratch. Each point trains for
@@ -169,21 +291,112 @@ def learning_curve(pretrained_path: str | Path, task: str = "sentiment", sizes: 
     return results, fig
 
 
+# ---- comparing pre-training objectives at equal compute (notebook 06) ----------------------------
+
+def mlm_eval_standard(run_dir: str | Path, corpus, seq_len: int = 128, batches: int = 8, seed: int = 0) -> dict:
+    """MLM validation metrics of a run's model with *standard* masking (15% tokens, 80/10/10) on packed
+    validation blocks, so runs trained with other masking rates or strategies are scored alike."""
+    model, tokenizer = loading.load(AutoModelForMaskedLM, run_dir, error=runs.RunError)
+    blocks = make_blocks(corpus["validation"], tokenizer, TrainConfig(seq_len=seq_len, packing=True), "tokenize validation")
+    task = MLMTask(blocks, blocks, Masker.from_tokenizer(tokenizer, MaskingConfig(seed=seed)), batch_size=1, seed=seed,
+                   eval_batches=batches)
+    module = MLMLoss(model).eval()
+    loss = correct = count = 0.0
+    with torch.no_grad():
+        for start in range(0, len(task.val_fixed["input_ids"]), task.eval_batch_size):
+            b = {k: v[start:start + task.eval_batch_size] for k, v in task.val_fixed.items()}
+            l, c = module.predict(**b)
+            loss, correct, count = loss + float(l), correct + float(c), count + float((b["labels"] != IGNORE_INDEX).sum())
+    return {"mlm15_loss": round(loss / max(count, 1), 4), "mlm15_accuracy": round(correct / max(count, 1), 4)}
+
+
+def compare_pretraining(variants: dict[str, dict], base: PretrainConfig, out_dir: str | Path, *, corpus=None,
+                        finetune_task: str = "trec", finetune_steps: int = 200, finetune_examples: int = 1000,
+                        finetune_seq_len: int = 48, finetune_lr: float = 1e-3, scratch_baseline: bool = True,
+                        verbose: bool = True):
+    """Pre-train one short run per variant (overrides of `base`, e.g. {"objective": "mlm+sop"} or
+    {"masking": {"mlm_probability": 0.3}}) with the same time budget, fine-tune each for the same
+    number of steps on `finetune_task`, and return a pandas DataFrame, one row per variant (plus a
+    'no pre-training' row with `scratch_baseline`: the first variant's architecture, random weights).
+    Each variant's own `train.seed` also seeds its fine-tuning. Run directories: OUT/<variant>/pretrain
+    and OUT/<variant>/finetune (the variant name with anything but letters, digits and _.+- as '-').
+    `mlm15_*` columns score every model with the same standard masks (15% tokens), so runs trained
+    with other masking rates or strategies compare on one scale."""
+    out = Path(out_dir)
+    corpus = corpus if corpus is not None else load_corpus(base.data, seed=base.train.seed)
+    task_data = load_task(finetune_task, train_examples=finetune_examples, seed=base.train.seed)
+
+    def ft(model: str, run: Path, seed: int, scratch: bool = False) -> dict:
+        fcfg = FinetuneConfig(model=model, task=finetune_task, from_scratch=scratch, train_examples=finetune_examples,
+                              eval_examples=200)
+        fcfg.train.max_steps, fcfg.train.epochs = finetune_steps, None
+        fcfg.train.seq_len, fcfg.train.lr, fcfg.train.seed = finetune_seq_len, finetune_lr, seed
+        fcfg.train.precision, fcfg.train.device, fcfg.train.threads = base.train.precision, base.train.device, base.train.threads
+        with contextlib.redirect_stdout(io.StringIO()):  # one line per variant is printed below instead
+            s = finetune(fcfg, run, overwrite=True, progress=False, task_data=task_data)
+        return {"downstream_accuracy": round(s["test"]["accuracy"], 4), "downstream_macro_f1": round(s["test"]["macro_f1"], 4)}
+
+    rows = []
+    first_run = None
+    for name, overrides in variants.items():
+        cfg = from_dict(PretrainConfig, overrides, copy.deepcopy(base))
+        slug = re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip("-") or "variant"
+        run = out / slug / "pretrain"
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            s = pretrain(cfg, run, overwrite=True, progress=False, corpus=corpus)
+        first_run = first_run or run
+        row = {"variant": name, "objective": cfg.objective, "mask_rate": cfg.masking.mlm_probability,
+               "strategy": cfg.masking.mask_strategy, "steps": s["steps"], "tokens": s["tokens"],
+               "train_s": s["train_time"], "val_mlm_accuracy": s.get("val_accuracy"),
+               "val_pair_accuracy": s.get("val_pair_accuracy")}
+        row.update(mlm_eval_standard(run, corpus, seq_len=cfg.train.seq_len, seed=base.train.seed))
+        row.update(ft(str(run), out / slug / "finetune", cfg.train.seed))
+        row["wall_s"] = round(time.perf_counter() - t0, 1)
+        rows.append(row)
+        if verbose:
+            print(f"{name}: {row['steps']} steps, {row['tokens']:,} tokens; MLM accuracy (15% token masks) "
+                  f"{row['mlm15_accuracy']:.3f}; {finetune_task} test accuracy {row['downstream_accuracy']:.3f} "
+                  f"({row['wall_s']:.0f}s)", flush=True)
+    if scratch_baseline and first_run is not None:
+        row = {"variant": "no pre-training", "objective": "-", "mask_rate": None, "strategy": "-", "steps": 0, "tokens": 0,
+               "train_s": 0.0, "val_mlm_accuracy": None, "val_pair_accuracy": None, "mlm15_loss": None, "mlm15_accuracy": None}
+        row.update(ft(str(first_run), out / "no-pretraining" / "finetune", base.train.seed, scratch=True))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant")
+
+
 # ---- CLI hooks (workbench/cli.py calls add_<name>_command(sub)) ------------------------------
 
 def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
-    """`workbench benchmark MODEL [--out DIR] [--tasks sentiment spam] [--no-scratch] [--max-steps N]`"""
+    """`workbench benchmark MODEL [--out DIR] [--quick] [--seeds N] [--tasks sentiment spam] [--no-scratch]`"""
     parser.add_argument("model", help="pre-trained run directory, model directory or hub id")
-    parser.add_argument("--out", "-o", default=None, help="output folder (default: MODEL/benchmark for a run directory, else runs/benchmark)")
+    parser.add_argument("--out", "-o", default=None,
+                        help="output folder (default: MODEL/benchmark for a run directory, else runs/benchmark)")
     parser.add_argument("--config", default=None, help="YAML/JSON file with BenchmarkConfig values")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--quick", action="store_true", help="a cheaper setting (BENCHMARK_PRESETS['quick']: "
+                        + ", ".join(f"{k}={v}" for k, v in BENCHMARK_PRESETS["quick"].items())
+                        + "); --config and flags override it")
+    parser.add_argument("--overwrite", action="store_true", help="replace an output folder the workbench made "
+                        "(the old one is kept as OUT.old-N)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per run")
-    add_arguments(parser, BenchmarkConfig, skip=("train.packing", "train.eval_batches"))
+    # train.lr is not a flag: each arm's learning rate comes from its grid (--pretrained-lrs, --scratch-lrs)
+    add_arguments(parser, BenchmarkConfig, skip=("train.packing", "train.eval_batches", "train.lr"))
+
+
+def benchmark_config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
+    """Defaults, then --quick, then --config, then the flags the user typed."""
+    quick = getattr(args, "quick", False)
+    base = from_dict(BenchmarkConfig, BENCHMARK_PRESETS["quick"]) if quick else BenchmarkConfig()
+    if getattr(args, "config", None):
+        base = load_config_file(args.config, BenchmarkConfig, base=base)
+    return from_dict(BenchmarkConfig, overrides_from_args(args, BenchmarkConfig), base)
 
 
 def run_benchmark_cli(args: argparse.Namespace) -> int:
-    cfg = _cfg_from_args(args, BenchmarkConfig)
-    out = args.out or (str(Path(args.model) / "benchmark") if Path(args.model).is_dir() else str(Path("runs") / "benchmark"))
+    cfg = benchmark_config_from_args(args)
+    default = Path(args.model) / "benchmark" if Path(args.model).is_dir() else Path("runs") / "benchmark"
+    out = args.out or str(default)
     benchmark(args.model, out, cfg, overwrite=args.overwrite, progress=args.progress)
     print(f"written {Path(out) / 'benchmark.md'} and {Path(out) / 'benchmark.json'}")
     return 0
@@ -193,7 +406,8 @@ def add_learning_curve_arguments(parser: argparse.ArgumentParser) -> None:
     """`workbench learning-curve MODEL --task sentiment --sizes 100 300 1000 all --out DIR`"""
     parser.add_argument("model", help="pre-trained run directory, model directory or hub id")
     parser.add_argument("--task", default="sentiment")
-    parser.add_argument("--sizes", nargs="+", default=["100", "300", "1000", "all"], help="training-set sizes ('all' = whole)")
+    parser.add_argument("--sizes", nargs="+", default=["100", "300", "1000", "all"],
+                        help="training-set sizes ('all' = whole)")
     parser.add_argument("--out", "-o", default="runs/learning-curve", help="output folder (runs, JSON, HTML figure)")
     parser.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
     parser.add_argument("--min-steps", type=int, default=50)
@@ -211,9 +425,13 @@ def run_learning_curve_cli(args: argparse.Namespace) -> int:
 
 
 def add_benchmark_command(sub) -> None:
-    p = sub.add_parser("benchmark", help="fine-tune on every task, pre-trained vs from scratch (GLUE-style table)",
-                       description="Fine-tune MODEL and the same architecture from random weights on each task with the "
-                       "same budget; prints the table and writes benchmark.json and benchmark.md.")
+    p = sub.add_parser("benchmark", help="fine-tune on every task, pre-trained vs from scratch vs bag of words "
+                       "(GLUE-style table, seeds, learning rates chosen on validation)",
+                       description="Fine-tune MODEL and the same architecture from random weights on each task with "
+                       "the same budget. Each arm's learning rate is chosen on the validation split from its grid, "
+                       "then run with --seeds seeds and scored on the test split (mean and standard deviation); a "
+                       "TF-IDF logistic regression gives a bag-of-words row. Prints the table and the sweep and writes "
+                       "benchmark.json and benchmark.md.")
     add_benchmark_arguments(p)
     p.set_defaults(func=run_benchmark_cli)
 

@@ -17,9 +17,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
 
-from . import runs
+from . import loading, runs
 from .config import MaskingConfig
+from .embeddings import embed
+from .embeddings import pca_2d as _pca_2d
+from .loading import max_tokens
 from .masking import IGNORE_INDEX, Masker, describe_masking, generator_for
 
 
@@ -28,25 +32,6 @@ class InspectionError(ValueError):
 
 
 # ---- loading -----------------------------------------------------------------------------------
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:300]}" if text else type(e).__name__
-
-
-def resolve(path_or_hub_id: str | Path) -> tuple[str, str]:
-    """(model location, tokenizer location). Local paths go through runs.resolve_model_dir so a run
-    directory, a checkpoint or a plain model directory all work; anything else is a hub id."""
-    p = Path(str(path_or_hub_id)).expanduser()
-    looks_local = p.exists() or str(path_or_hub_id).startswith((".", "/", "~")) or str(path_or_hub_id).count("/") > 1
-    if not looks_local:
-        return str(path_or_hub_id), str(path_or_hub_id)
-    try:
-        model_dir, tok_dir = runs.resolve_model_dir(p)
-    except runs.RunError as e:
-        raise InspectionError(str(e)) from None
-    return str(model_dir), str(tok_dir)
-
 
 def architectures(path: str | Path) -> list[str]:
     """The `architectures` a local checkpoint's config.json declares ([] when unknown). Lets the app
@@ -58,31 +43,11 @@ def architectures(path: str | Path) -> list[str]:
         return []
 
 
-def _load(auto_cls, path_or_hub_id: str | Path):
-    from transformers import AutoTokenizer
-
-    model_loc, tok_loc = resolve(path_or_hub_id)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tok_loc)
-    except Exception as e:  # transformers raises many types for a bad directory
-        hint = "" if Path(model_loc).exists() else " - no such local directory, and not found on the hub"
-        raise InspectionError(f"{path_or_hub_id}: cannot load its tokenizer{hint} ({_first_line(e)})") from None
-    try:
-        model = auto_cls.from_pretrained(model_loc, attn_implementation="eager", dtype=torch.float32)
-    except Exception as e:
-        raise InspectionError(f"{path_or_hub_id}: cannot load a model ({_first_line(e)})") from None
-    model.eval()
-    return model, tokenizer
-
-
-def load_mlm(path_or_hub_id: str | Path, attention: bool = False):
+def load_mlm(path_or_hub_id: str | Path):
     """(model, tokenizer) of a masked LM in eval mode, from a run directory, a checkpoint, a model
-    directory or a hub id. Always eager attention (see the module docstring); `attention` is kept for
-    callers that state their intent and changes nothing. Raises InspectionError with a readable
-    message for anything that cannot be loaded or has no mask token."""
-    from transformers import AutoModelForMaskedLM
-
-    model, tokenizer = _load(AutoModelForMaskedLM, path_or_hub_id)
+    directory or a hub id. Always eager attention (see the module docstring). Raises InspectionError
+    with a readable message for anything that cannot be loaded or has no mask token."""
+    model, tokenizer = loading.load(AutoModelForMaskedLM, path_or_hub_id, eager=True, error=InspectionError)
     if tokenizer.mask_token is None:
         raise InspectionError(f"{path_or_hub_id}: the tokenizer has no mask token, so it cannot fill masks")
     return model, tokenizer
@@ -90,24 +55,10 @@ def load_mlm(path_or_hub_id: str | Path, attention: bool = False):
 
 def load_classifier(path_or_hub_id: str | Path):
     """(model, tokenizer) of a fine-tuned sequence classifier in eval mode."""
-    from transformers import AutoModelForSequenceClassification
-
-    return _load(AutoModelForSequenceClassification, path_or_hub_id)
+    return loading.load(AutoModelForSequenceClassification, path_or_hub_id, eager=True, error=InspectionError)
 
 
 # ---- encoding with limits ------------------------------------------------------------------------
-
-def max_tokens(model, tokenizer) -> int:
-    """The longest input the model accepts: the smaller of the tokenizer's limit and the position
-    table (RoBERTa-style models offset positions by padding_idx + 1)."""
-    limit = int(getattr(model.config, "max_position_embeddings", 512) or 512)
-    if "roberta" in str(getattr(model.config, "model_type", "")) or "camembert" in str(model.config.model_type):
-        limit -= int(getattr(model.config, "pad_token_id", 1) or 0) + 1
-    tok_limit = getattr(tokenizer, "model_max_length", None)
-    if tok_limit and tok_limit < 1_000_000:  # transformers uses a huge sentinel for "no limit"
-        limit = min(limit, int(tok_limit))
-    return limit
-
 
 def encode(model, tokenizer, text: str) -> tuple[dict, Optional[str]]:
     """Tokenize one text for the model; a text over the limit is truncated and a notice returned
@@ -218,39 +169,23 @@ def attentions(model, tokenizer, text: str) -> AttentionResult:
 
 # ---- embeddings ------------------------------------------------------------------------------------
 
-@torch.inference_mode()
 def embeddings(model, tokenizer, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
     """One vector per text: the last hidden layer averaged over its real tokens ([CLS]/[SEP]/padding
-    excluded, which otherwise dominate short texts). Shape [len(texts), hidden]."""
+    excluded, which otherwise dominate short texts: `embeddings.embed` with pooling mean_no_special),
+    not normalised. Shape [len(texts), hidden]."""
     if not texts:
         raise InspectionError("no texts to embed")
-    limit = max_tokens(model, tokenizer)
-    special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
-    vectors = []
-    for start in range(0, len(texts), batch_size):
-        batch = [t if t.strip() else (tokenizer.unk_token or " ") for t in texts[start:start + batch_size]]
-        enc = tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=limit)
-        hidden = model(**enc, output_hidden_states=True).hidden_states[-1]
-        keep = (enc["attention_mask"].bool() & ~torch.isin(enc["input_ids"], special)).unsqueeze(-1).float()
-        keep = torch.where(keep.sum(1, keepdim=True) > 0, keep, enc["attention_mask"].unsqueeze(-1).float())
-        vectors.append(((hidden * keep).sum(1) / keep.sum(1)).float().numpy())
-    return np.concatenate(vectors)
+    vectors = embed(model, tokenizer, list(texts), batch_size=batch_size, max_length=max_tokens(model, tokenizer),
+                    pooling="mean_no_special", normalize=False)
+    return vectors.numpy()
 
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """Project vectors on their two main directions (centred SVD), sign fixed so the picture is
-    reproducible. Shape [n, 2]; fewer than two dimensions are padded with zeros."""
-    x = np.asarray(vectors, dtype=np.float64)
-    if x.ndim != 2 or len(x) == 0:
-        raise InspectionError("pca_2d needs a non-empty [n, d] array")
-    x = x - x.mean(0, keepdims=True)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    comps = vt[:2]
-    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])
-    proj = x @ (comps * signs[:, None]).T
-    if proj.shape[1] < 2:
-        proj = np.pad(proj, ((0, 0), (0, 2 - proj.shape[1])))
-    return proj
+    """`embeddings.pca_2d` (the two main directions, sign fixed), bad input as InspectionError."""
+    try:
+        return _pca_2d(vectors)
+    except ValueError as e:
+        raise InspectionError(str(e)) from None
 
 
 # ---- masking playground: corrupt, then let the model reconstruct --------------------------------
@@ -284,14 +219,3 @@ def reconstruct(model, tokenizer, text: str, cfg: MaskingConfig | None = None, s
             row["correct"] = guess == label
             hits.append(row["correct"])
     return Reconstruction(rows, (sum(hits) / len(hits)) if hits else None, notice)
-
-
-# ---- classification --------------------------------------------------------------------------------
-
-@torch.inference_mode()
-def classify(model, tokenizer, text: str) -> dict[str, float]:
-    """Label -> probability for one text (labels from the model config's id2label)."""
-    enc, _ = encode(model, tokenizer, text)
-    probs = model(**enc).logits[0].float().softmax(-1).tolist()
-    names = getattr(model.config, "id2label", None) or {}
-    return {str(names.get(i, f"LABEL_{i}")): float(p) for i, p in enumerate(probs)}

@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
+
+import dataclasses
 
 import datasets
 import numpy as np
@@ -134,6 +136,8 @@ class MLMTask:
     seed: int = 0
     eval_batches: int = 20
     eval_batch_size: int = 64
+    probes: Sequence[Probe] = ()  # cloze probes scored at every evaluation (with `tokenizer`)
+    tokenizer: object = None
 
     def __post_init__(self) -> None:
         n = len(self.train_blocks["input_ids"])
@@ -141,10 +145,15 @@ class MLMTask:
             raise ValueError(f"the training set has {n} blocks, fewer than one batch of {self.batch_size}: "
                              "use more text, a smaller --batch-size or a shorter --seq-len")
         ids = self.val_blocks["input_ids"][: self.eval_batches * self.eval_batch_size]
-        corrupted, labels = self.masker(ids, generator_for(self.seed + 7919, 0))
-        self.val_fixed = {"input_ids": corrupted, "labels": labels}
+        self.val_fixed = self._fixed(ids, self.masker)
+        self.val_mask_only = self._fixed(ids, dataclasses.replace(self.masker, cfg=MASK_ONLY))
+
+    def _fixed(self, ids: torch.Tensor, masker: Masker) -> dict[str, torch.Tensor]:
+        corrupted, labels = masker(ids, generator_for(self.seed + 7919, 0))
+        fixed = {"input_ids": corrupted, "labels": labels}
         if "attention_mask" in self.val_blocks:
-            self.val_fixed["attention_mask"] = self.val_blocks["attention_mask"][: len(ids)]
+            fixed["attention_mask"] = self.val_blocks["attention_mask"][: len(ids)]
+        return fixed
 
     def steps_per_epoch(self) -> int:
         return len(self.train_blocks["input_ids"]) // self.batch_size
@@ -168,24 +177,37 @@ class MLMTask:
         return MLMLoss(model)
 
     def evaluate(self, module, accelerator) -> dict[str, float]:
-        core = accelerator.unwrap_model(module)
-        n = len(self.val_fixed["input_ids"])
-        if n == 0:
+        """val_loss / val_perplexity / val_accuracy on the training masks (80/10/10 by default), and
+        val_mask_loss / val_mask_accuracy on the fixed [MASK]-only masks (MASK_ONLY)."""
+        if len(self.val_fixed["input_ids"]) == 0:
             return {}
-        rank, world = accelerator.process_index, accelerator.num_processes
-        loss = torch.zeros((), device=accelerator.device)
-        correct = torch.zeros((), device=accelerator.device)
-        count = torch.zeros((), device=accelerator.device)
-        for start in range(rank * self.eval_batch_size, n, world * self.eval_batch_size):
-            b = {k: v[start:start + self.eval_batch_size].to(accelerator.device) for k, v in self.val_fixed.items()}
-            l, c = core.predict(**b)
-            loss += l.float()
-            correct += c
-            count += (b["labels"] != IGNORE_INDEX).sum()
-        loss, correct, count = (accelerator.reduce(x, reduction="sum").item() for x in (loss, correct, count))
-        mean = loss / max(count, 1)
-        return {"val_loss": round(mean, 5), "val_perplexity": round(float(np.exp(min(mean, 50))), 3),
-                "val_accuracy": round(correct / max(count, 1), 5)}
+        loss, accuracy = _score_fixed(self.val_fixed, module, accelerator, self.eval_batch_size)
+        mask_loss, mask_accuracy = _score_fixed(self.val_mask_only, module, accelerator, self.eval_batch_size)
+        metrics = {"val_loss": round(loss, 5), "val_perplexity": round(float(np.exp(min(loss, 50))), 3),
+                   "val_accuracy": round(accuracy, 5), "val_mask_loss": round(mask_loss, 5),
+                   "val_mask_accuracy": round(mask_accuracy, 5)}
+        if self.probes and self.tokenizer is not None:
+            metrics.update(score_probes(accelerator.unwrap_model(module).model, self.tokenizer, self.probes).summary())
+        return metrics
+
+
+def _score_fixed(fixed: dict[str, torch.Tensor], module, accelerator, batch_size: int) -> tuple[float, float]:
+    """(mean loss, top-1 accuracy) over the predicted positions of fixed masked blocks, split over
+    processes."""
+    core = accelerator.unwrap_model(module)
+    n = len(fixed["input_ids"])
+    rank, world = accelerator.process_index, accelerator.num_processes
+    loss = torch.zeros((), device=accelerator.device)
+    correct = torch.zeros((), device=accelerator.device)
+    count = torch.zeros((), device=accelerator.device)
+    for start in range(rank * batch_size, n, world * batch_size):
+        b = {k: v[start:start + batch_size].to(accelerator.device) for k, v in fixed.items()}
+        l, c = core.predict(**b)
+        loss += l.float()
+        correct += c
+        count += (b["labels"] != IGNORE_INDEX).sum()
+    loss, correct, count = (accelerator.reduce(x, reduction="sum").item() for x in (loss, correct, count))
+    return loss / max(count, 1), correct / max(count, 1)
 
 
 # ---- the whole pipeline --------------------------------------------------------------------------
@@ -199,14 +221,19 @@ def prepare_tokenizer(cfg: PretrainConfig, corpus: datasets.DatasetDict):
 
 
 def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
-             callbacks: tuple[Callback, ...] = (), progress: bool = True, corpus: Optional[datasets.DatasetDict] = None) -> dict:
+             callbacks: tuple[Callback, ...] = (), progress: bool = True, corpus: Optional[datasets.DatasetDict] = None,
+             force: bool = False) -> dict:
     """Run MLM pre-training as configured; returns the summary (final validation metrics included).
-    The run directory is laid out as described in `workbench.runs`."""
+    The run directory is laid out as described in `workbench.runs`. `resume` refuses a config or
+    corpus that differs from the run's in anything but its length and logging (runs.RESUMABLE)
+    unless `force`."""
     from .training import make_accelerator
 
     accelerator = make_accelerator(cfg.train)
     run_dir = start_run(out_dir, accelerator, overwrite=overwrite, resume=resume)
     resumed = resume and (run_dir / runs.CONFIG).exists()  # config.json is written before any checkpoint
+    # --data STORE or --streaming (else None); sets cfg's tokenizer to the store's, as the run saved it
+    token_store = store.open_for_pretrain(cfg, run_dir, accelerator)
     if resumed:
         from .config import load_config_file
 
@@ -220,7 +247,6 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
         if differs:
             accelerator.print("note: --force: continuing with changed settings: " + "; ".join(differs))
     t0 = time.perf_counter()
-    token_store = store.open_for_pretrain(cfg, run_dir, accelerator)  # --data STORE or --streaming, else None
     if corpus is None:  # a store's documents stay on disk: only their counts stand in for the corpus
         corpus = store.documents(token_store) if token_store else load_corpus(cfg.data, seed=cfg.train.seed)
     fingerprint = runs.corpus_fingerprint(corpus)
@@ -235,8 +261,10 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
         # Trained once, on the main process: `tokenizers` breaks frequency ties in hash order, so
         # two trainings on the same text can differ slightly; every process loads the saved one.
         if accelerator.is_main_process:
-            prepare_tokenizer(cfg, corpus).save_pretrained(str(tok_dir))
-            save_config(cfg, run_dir / runs.CONFIG)
+            with runs.atomic_output(tok_dir) as tmp:  # a kill while saving leaves no half tokenizer
+                prepare_tokenizer(cfg, corpus).save_pretrained(str(tmp))
+            write_run_config(run_dir, cfg, "pretrain")
+            runs.set_config_field(run_dir, "corpus_fingerprint", fingerprint)
         accelerator.wait_for_everyone()
     tokenizer = load_tokenizer(tok_dir)
     masker = Masker.from_tokenizer(tokenizer, cfg.masking)
@@ -253,10 +281,18 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
             train_blocks = make_blocks(corpus["train"], tokenizer, cfg.train, "tokenize train")
             val_blocks = make_blocks(corpus["validation"], tokenizer, cfg.train, "tokenize validation")
         task = MLMTask(train_blocks, val_blocks, masker, cfg.train.batch_size, seed=cfg.train.seed,
-                       eval_batches=cfg.train.eval_batches)
+                       eval_batches=cfg.train.eval_batches, probes=_probes(cfg.probes), tokenizer=tokenizer)
         units = f"{len(train_blocks['input_ids']):,} blocks of {cfg.train.seq_len} tokens"
     torch.manual_seed(cfg.train.seed)
     model = build_mlm_model(cfg.model, tokenizer, with_sentence_head=cfg.objective != "mlm")
+    if not cfg.model.init_from and not resumed and (cfg.model.output_bias != "zero" or cfg.model.embedding_init != "random"):
+        t_init = time.perf_counter()
+        ids = torch.as_tensor(task.train.segments.ids) if cfg.objective != "mlm" else train_blocks["input_ids"]
+        done = apply_initialisation(model, _statistics_sample(ids, cfg.train.seq_len), output_bias=cfg.model.output_bias,
+                                    embedding_init=cfg.model.embedding_init, special_ids=tokenizer.all_special_ids,
+                                    seed=cfg.train.seed)
+        accelerator.print(f"initialised from the corpus in {time.perf_counter() - t_init:.1f}s: "
+                          + "; ".join(f"{k} = {v}" for k, v in done.items()))
     accelerator.print(
         f"corpus: {len(corpus['train']):,} train / {len(corpus['validation']):,} validation documents; "
         f"{units}; model: {parameter_count(model) / 1e6:.2f}M parameters; "
@@ -264,18 +300,32 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
     )
     summary = train(model, task, cfg.train, run_dir, resume=resume, callbacks=callbacks, accelerator=accelerator,
                     progress=progress, desc="pretrain")
-    if accelerator.is_main_process:
-        save_model(model, tokenizer, run_dir / runs.MODEL)
-    accelerator.wait_for_everyone()
+    finish_run(run_dir, accelerator, model=model, tokenizer=tokenizer)
     summary["parameters"] = parameter_count(model)
     summary["run_dir"] = str(run_dir)
     return summary
 
 
+def _statistics_sample(ids: torch.Tensor, seq_len: int, max_tokens: int = 20_000_000) -> torch.Tensor:
+    """Rows of training token ids for workbench.warmstart's counts: the blocks themselves (or a flat
+    stream cut into rows of seq_len), at most `max_tokens` of them, so a large store costs seconds too."""
+    ids = torch.as_tensor(ids)
+    if ids.dim() == 1:
+        ids = ids[: len(ids) // seq_len * seq_len].view(-1, seq_len)
+    return ids[: max(1, max_tokens // ids.shape[1])].long()
+
+
+def _probes(spec: Optional[str]) -> list[Probe]:
+    """The probe set a run scores: the shipped one by default, a file, or none ("none")."""
+    return [] if spec == "none" else load_probes(spec)
+
+
 def evaluate_mlm(model_path: str | Path, cfg: Optional[PretrainConfig] = None, batches: int = 50,
-                 split: str = "validation") -> dict:
-    """Validation MLM loss, perplexity and masked-token accuracy of a saved model (a run directory,
-    a checkpoint or any masked-LM directory) on a corpus, with the same fixed masks as training."""
+                 split: str = "validation", masking: Optional[MaskingConfig] = None) -> dict:
+    """Validation metrics of a saved model (a run directory, a checkpoint or any masked-LM directory):
+    MLM loss, perplexity and accuracy on fixed masks drawn with `masking` (default: the run's own
+    masking config `cfg.masking`), [MASK]-only loss and accuracy (MASK_ONLY), and the cloze probes'
+    top-1 / top-5 (`cfg.probes`)."""
     from transformers import AutoModelForMaskedLM
 
     from .training import make_accelerator
@@ -284,10 +334,12 @@ def evaluate_mlm(model_path: str | Path, cfg: Optional[PretrainConfig] = None, b
     model_dir, tok_dir = runs.resolve_model_dir(model_path)
     tokenizer = load_tokenizer(tok_dir)
     model = AutoModelForMaskedLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    corpus = load_corpus(cfg.data, seed=cfg.train.seed)
-    blocks = make_blocks(corpus[split], tokenizer, cfg.train, f"tokenize {split}")
-    task = MLMTask(blocks, blocks, Masker.from_tokenizer(tokenizer, cfg.masking), batch_size=1,
-                   seed=cfg.train.seed, eval_batches=batches)
+    blocks = store.evaluation_blocks(cfg, split, batches)  # a run trained from a token store, else None
+    if blocks is None:
+        corpus = load_corpus(cfg.data, seed=cfg.train.seed)
+        blocks = make_blocks(corpus[split], tokenizer, cfg.train, f"tokenize {split}")
+    task = MLMTask(blocks, blocks, Masker.from_tokenizer(tokenizer, masking or cfg.masking), batch_size=1,
+                   seed=cfg.train.seed, eval_batches=batches, probes=_probes(cfg.probes), tokenizer=tokenizer)
     accelerator = make_accelerator(cfg.train)
     module = accelerator.prepare(task.training_module(model))
     module.eval()

@@ -20,9 +20,12 @@ name and renamed into place, so a kill during a save never leaves one that looks
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -44,13 +47,17 @@ def is_model_dir(path: Path) -> bool:
     return (path / "config.json").is_file() and any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").is_file()
 
 
+_STEP_DIR = re.compile(r"step-(\d+)")  # checkpoints/step-00000500; not step-N.tmp or step-N.deleting
+
+
 def checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
+    """Complete checkpoints of a run, oldest first. A folder counts when its name is exactly step-N
+    and it holds the COMPLETE marker (a save killed before its rename leaves step-N.tmp, which does not)."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    done = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / COMPLETE).exists()]
-    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+    done = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.fullmatch(p.name) and (p / COMPLETE).exists()]
+    return sorted(done, key=lambda p: int(_STEP_DIR.fullmatch(p.name).group(1)))
 
 
 def latest_checkpoint(run_dir: str | Path) -> Optional[Path]:
@@ -287,6 +294,8 @@ def export_model(run_dir: str | Path, dest: str | Path, overwrite: bool = False,
     return out
 
 
+# ---- atomic folders and files: a kill at any moment leaves the old state or the new, never half ----
+
 def atomic_dir(final: Path) -> Path:
     """A temporary sibling to write a checkpoint into; `commit_dir` moves it into place."""
     tmp = final.with_name(final.name + ".tmp")
@@ -296,13 +305,58 @@ def atomic_dir(final: Path) -> Path:
     return tmp
 
 
-def commit_dir(tmp: Path, final: Path) -> None:
-    (tmp / COMPLETE).write_text("ok\n")
+def commit_dir(tmp: Path, final: Path, marker: bool = True) -> None:
+    """Make `tmp`'s contents durable (every file fsynced), add the COMPLETE marker (with `marker`),
+    then rename it to `final`. An existing `final` is renamed away first and deleted only after."""
+    for f in sorted(tmp.rglob("*")):
+        if f.is_file():
+            _fsync_file(f)
+    if marker:
+        (tmp / COMPLETE).write_text("ok\n")
+        _fsync_file(tmp / COMPLETE)
     _fsync_dir(tmp)
+    old = None
     if final.exists():
-        shutil.rmtree(final)
+        old = final.with_name(final.name + ".replaced")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
     os.replace(tmp, final)
     _fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_output(final: str | Path, marker: bool = False):
+    """`with atomic_output(RUN/model) as tmp: save into tmp`: the folder appears whole or not at all
+    (used for the final model and the tokenizer; checkpoints add the COMPLETE marker)."""
+    final = Path(final)
+    tmp = atomic_dir(final)
+    yield tmp
+    commit_dir(tmp, final, marker=marker)
+
+
+def remove_dir(path: Path) -> None:
+    """Delete a checkpoint so that it vanishes at once: renamed (no longer step-N) before removal."""
+    gone = path.with_name(path.name + ".deleting")
+    os.replace(path, gone)
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Replace a file's contents in one step (temporary sibling, fsync, rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -314,5 +368,102 @@ def _fsync_dir(path: Path) -> None:
         pass
 
 
+# ---- resume --------------------------------------------------------------------------------------
+
+def truncate_metrics(run_dir: str | Path, step: int) -> list[dict]:
+    """On resume from the checkpoint of `step`: drop metrics records written after it (they will be
+    written again) and a partly written last line; returns the records kept."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept, kept_lines = [], []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(record)
+            kept_lines.append(line)
+    if len(kept_lines) != len(lines):
+        write_atomic(path, "".join(line + "\n" for line in kept_lines))
+    return kept
+
+
+# Settings that may change on --resume: how long to train, how often to log, evaluate and save, and
+# where/how fast to run. Everything else (corpus, tokenizer, model, masking, batch, schedule, seed)
+# shapes the trajectory, so a change is refused unless forced.
+RESUMABLE = ("train.time_budget", "train.max_steps", "train.epochs", "train.eval_every", "train.eval_batches",
+             "train.log_every", "train.save_every", "train.keep_checkpoints", "train.threads", "train.device",
+             "train.precision", "train.compile", "train.fast_dropout", "probes")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def resume_differences(saved: dict, now: dict, allowed: Sequence[str] = RESUMABLE) -> list[str]:
+    """'name: RUN -> NOW' for every setting (nested config dicts) that differs and may not change on resume."""
+    a, b = _flatten(saved), _flatten(now)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if k not in allowed and k != "kind" and a.get(k) != b.get(k)]
+
+
+def corpus_fingerprint(corpus) -> Optional[str]:
+    """sha256 of every document of every split (in order), for a corpus with a `text` column; None
+    for corpora that cannot be read through cheaply (streaming, token stores)."""
+    h = hashlib.sha256()
+    try:
+        for split in sorted(corpus):
+            if not hasattr(corpus[split], "__len__"):  # a streaming split: reading it would read it all
+                return None
+            h.update(f"\0split {split}\0".encode())
+            for text in corpus[split]["text"]:
+                h.update(text.encode("utf-8", "surrogatepass"))
+                h.update(b"\0")
+    except (TypeError, KeyError, AttributeError):
+        return None
+    return h.hexdigest()
+
+
+def config_field(run_dir: str | Path, name: str):
+    """A top-level value of RUN/config.json (e.g. corpus_fingerprint), or None."""
+    path = Path(run_dir) / CONFIG
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(name)
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def set_config_field(run_dir: str | Path, name: str, value) -> None:
+    path = Path(run_dir) / CONFIG
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data[name] = value
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
 def iter_eval(records: list[dict]) -> Iterator[dict]:
     return (r for r in records if r.get("kind") == "eval")
+
+
+def run_config(run_dir: str | Path) -> Optional[dict]:
+    """A run directory's config.json as a dict (with its `kind`: pretrain | finetune | simcse, written
+    by training.write_run_config), or None when there is none or it cannot be read."""
+    try:
+        cfg = json.loads((Path(run_dir) / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def run_kind(run_dir: str | Path) -> Optional[str]:
+    """What made a run directory: "pretrain", "finetune" or "simcse" (its config.json's `kind`), else None."""
+    cfg = run_config(run_dir)
+    return cfg.get("kind") if cfg else None

@@ -11,6 +11,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from .config import TokenizerConfig
+from .loading import first_line
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -34,9 +35,7 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig | None = None, le
     """Train WordPiece (default), BPE or Unigram on `texts` with BERT's special tokens and
     post-processing ([CLS] A [SEP] B [SEP]), wrapped as a `transformers` fast tokenizer."""
     cfg = cfg or TokenizerConfig()
-    norm = [normalizers.NFD(), normalizers.StripAccents()] if cfg.lowercase else [normalizers.NFC()]
-    if cfg.lowercase:
-        norm = [normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents()]
+    norm = [normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents()] if cfg.lowercase else [normalizers.NFC()]
     if cfg.algorithm == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False)
@@ -72,7 +71,7 @@ def load_tokenizer(name_or_path: str | Path):
     try:
         return AutoTokenizer.from_pretrained(str(name_or_path))
     except Exception as e:
-        raise TokenizerError(f"{name_or_path}: cannot load a tokenizer ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise TokenizerError(f"{name_or_path}: cannot load a tokenizer ({first_line(e)})") from None
 
 
 @dataclass

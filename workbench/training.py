@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import random
 import shutil
 import time
@@ -34,8 +35,9 @@ import torch
 from tqdm.auto import tqdm
 
 from . import runs
-from .config import ConfigError, TrainConfig
-from .model import fast_cpu_dropout
+from .config import ConfigError, TrainConfig, to_dict
+from .dropout import fast_cpu_dropout
+from .loading import quiet_transformers
 
 Callback = Callable[[str, dict], None]  # called as callback(kind, record) with kind "train" | "eval" | "end"
 
@@ -171,6 +173,54 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# ---- the run lifecycle: start_run -> train -> finish_run -------------------------------------------
+
+KINDS = ("pretrain", "finetune", "simcse")  # what a run directory holds; config.json records it as `kind`
+
+
+def start_run(run_dir: str | Path, accelerator, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """The first thing a run does: its directory is made on the main process (an existing one is
+    refused, moved aside with `overwrite`, or continued with `resume`: runs.prepare_run_dir) before
+    any work starts, and every process waits for it."""
+    run_dir = Path(run_dir)
+    if accelerator.is_main_process:
+        runs.prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
+    accelerator.wait_for_everyone()
+    return run_dir
+
+
+def write_run_config(run_dir: str | Path, cfg, kind: str) -> None:
+    """RUN/config.json: the run's typed config plus its `kind` (pretrain | finetune | simcse), which
+    the app and the CLI read instead of guessing from the config's keys. Call on the main process."""
+    if kind not in KINDS:
+        raise ConfigError(f"run kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    path = Path(run_dir) / runs.CONFIG
+    runs.write_atomic(path, json.dumps({"kind": kind, **to_dict(cfg)}, indent=2) + "\n")  # never half written
+
+
+def finish_run(run_dir: str | Path, accelerator, *, model=None, tokenizer=None, summary: Optional[dict] = None,
+               files: Optional[dict[str, object]] = None) -> None:
+    """The last thing a run does, on the main process: RUN/model/ (the final model with its
+    tokenizer: a plain Hugging Face model directory), any extra JSON `files` {name: data}, and the
+    final `summary.json` (when a summary is given: `train` wrote the engine's one already). Every
+    process waits for it."""
+    run_dir = Path(run_dir)
+    if accelerator.is_main_process:
+        if model is not None:  # written whole or not at all: a half-written model/ must not hide the checkpoints
+            model = getattr(model, "module", model)
+            with quiet_transformers(), runs.atomic_output(run_dir / runs.MODEL) as tmp:
+                model.save_pretrained(str(tmp), safe_serialization=True)
+                if tokenizer is not None:
+                    tokenizer.save_pretrained(str(tmp))
+        elif tokenizer is not None:
+            tokenizer.save_pretrained(str(run_dir / runs.MODEL))
+        for name, data in (files or {}).items():
+            (run_dir / name).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        if summary is not None:
+            (run_dir / runs.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    accelerator.wait_for_everyone()
+
+
 # ---- checkpoints ---------------------------------------------------------------------------------
 
 def save_checkpoint(run_dir: Path, model, optimizer, state: TrainState, accelerator, keep: int) -> Path:
@@ -182,14 +232,18 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: TrainState, accelera
         tmp = runs.atomic_dir(final)
         model.save_pretrained(str(tmp), safe_serialization=True)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        # numpy's state as plain tensors and numbers, so rng.pt loads with weights_only=True (no pickled objects)
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        rng = {"torch": torch.get_rng_state(), "python": random.getstate(),
+               "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                         "has_gauss": int(has_gauss), "gauss": float(gauss)}}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save(rng, tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps(state.__dict__, indent=2))
-        runs.commit_dir(tmp, final)
+        runs.commit_dir(tmp, final)  # every file fsynced, COMPLETE written, then renamed into place
         for old in runs.checkpoints(run_dir)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+            runs.remove_dir(old)
     accelerator.wait_for_everyone()
     return final
 
@@ -208,14 +262,52 @@ def load_checkpoint(ckpt: Path, model, optimizer, accelerator) -> TrainState:
         raise runs.RunError(f"{ckpt}: checkpoint does not match the model (missing {real_missing[:3]}, unexpected {unexpected[:3]})")
     if hasattr(unwrapped, "tie_weights"):
         unwrapped.tie_weights()
-    optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=False))
-    rng = torch.load(ckpt / "rng.pt", weights_only=False)
+    # weights_only: a run directory someone sends you cannot run code when it is resumed
+    optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))
+    rng = _load_rng(ckpt / "rng.pt")
     torch.set_rng_state(rng["torch"])
-    np.random.set_state(rng["numpy"])
+    n = rng["numpy"]
+    if isinstance(n, dict):
+        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    else:
+        np.random.set_state(n)
     random.setstate(rng["python"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     return TrainState(**json.loads((ckpt / "state.json").read_text()))
+
+
+def _load_rng(path: Path) -> dict:
+    """rng.pt with weights_only=True. Checkpoints written before numpy's state was stored as tensors
+    hold a numpy array: allowed through numpy's array reconstruction only (no other globals)."""
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError:
+        core = getattr(np, "_core", None) or np.core
+        allowed = [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, weights_only=True)
+
+
+def resume_checkpoint(run_dir: Path, model, optimizer, accelerator) -> tuple[TrainState, Optional[Path]]:
+    """Load the newest complete checkpoint that reads back; one that does not (a truncated
+    optimizer.pt, say) is reported and the previous one is used. (TrainState(), None) without any."""
+    found = runs.checkpoints(run_dir)
+    problems = []
+    for ckpt in reversed(found):
+        try:
+            state = load_checkpoint(ckpt, model, optimizer, accelerator)
+        except runs.RunError:
+            raise  # the checkpoint is readable but does not fit this model: falling back would not help
+        except Exception as e:  # noqa: BLE001 - any unreadable file (zip, safetensors, json) counts
+            problems.append(f"{ckpt.name}: {type(e).__name__}: {str(e)[:200]}")
+            accelerator.print(f"warning: checkpoint {ckpt} cannot be read ({problems[-1]}); "
+                              "falling back to the previous complete checkpoint")
+            continue
+        return state, ckpt
+    if found:
+        raise runs.RunError(f"{run_dir}: no checkpoint can be read: " + "; ".join(problems))
+    return TrainState(), None
 
 
 # ---- the loop ------------------------------------------------------------------------------------
@@ -255,7 +347,7 @@ def train(model: torch.nn.Module, task: Task, cfg: TrainConfig, run_dir: str | P
     """Train `model` on `task`; write metrics, checkpoints and the final model into `run_dir`.
     Returns a summary dict (also written to RUN/summary.json). The caller saves the final model."""
     accelerator = accelerator or make_accelerator(cfg)
-    # torch's own dropout is slow on CPU; the fast one keeps the rate (see model.fast_dropout)
+    # torch's own dropout is slow on CPU; the fast one keeps the rate (see workbench.dropout)
     faster = fast_cpu_dropout(model) if cfg.fast_dropout and accelerator.device.type == "cpu" else nullcontext()
     with faster:
         return _train(model, task, cfg, Path(run_dir), resume, callbacks, accelerator, progress, desc)
@@ -272,10 +364,15 @@ def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, cal
     scales = task.lr_scales(model) if hasattr(task, "lr_scales") else None
     optimizer = make_optimizer(model, cfg, lr_scales=scales)
     module, optimizer = accelerator.prepare(task.training_module(model), optimizer)
-    state = TrainState()
-    if resume and (ckpt := runs.latest_checkpoint(run_dir)) is not None:
-        state = load_checkpoint(ckpt, model, optimizer, accelerator)
+    state, resumed_eval = TrainState(), {}
+    if resume and runs.latest_checkpoint(run_dir) is not None:
+        state, ckpt = resume_checkpoint(run_dir, model, optimizer, accelerator)
         accelerator.print(f"resumed from {ckpt} at step {state.step}")
+        if accelerator.is_main_process:  # records written after the checkpoint will be written again
+            runs.truncate_metrics(run_dir, state.step)
+        accelerator.wait_for_everyone()
+        kept = runs.read_metrics(run_dir)  # every process decides alike whether the final evaluation is done
+        resumed_eval = next((r for r in reversed(kept) if r.get("kind") == "eval" and r["step"] == state.step), {})
     metrics = MetricsWriter(run_dir, accelerator.is_main_process)
 
     def emit(kind: str, record: dict) -> None:
@@ -292,7 +389,7 @@ def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, cal
     last_log = (state.step, state.tokens, state.train_time)
     running_loss = torch.zeros((), device=accelerator.device)
     running_items = 0
-    eval_record: dict = {}
+    eval_record: dict = resumed_eval  # resumed at the last step: its evaluation is not repeated
     module.train()
 
     def progress_of(s: TrainState) -> float:
@@ -360,8 +457,7 @@ def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, cal
                "processes": world, "precision": accelerator.mixed_precision, "device": str(accelerator.device),
                **{k: v for k, v in eval_record.items() if k not in ("kind", "step", "time", "tokens")}}
     if accelerator.is_main_process:
-        (run_dir / runs.SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-    if accelerator.is_main_process:
+        runs.write_atomic(run_dir / runs.SUMMARY, json.dumps(summary, indent=2) + "\n")
         for cb in callbacks:
             cb("end", summary)
     return summary
