@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .finetune import classification_metrics
+from .metrics import classification_metrics
 from .tasks import TaskData
 
 
