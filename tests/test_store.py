@@ -13,7 +13,7 @@ import torch
 from workbench import runs, store
 from workbench.config import DataConfig, MaskingConfig, PrepareConfig, PretrainConfig, from_dict
 from workbench.masking import Masker, generator_for
-from workbench.pretrain import MLMTask, pack, pretrain
+from workbench.pretrain import MLMTask, evaluate_mlm, pack, pretrain
 from workbench.store import StoreError, StoreTask, TokenStore, permute, prepare
 from workbench.tokenizer import load_tokenizer
 
@@ -220,6 +220,8 @@ def test_pretrain_from_a_store_trains_and_resumes_exactly(news_store, tmp_path):
     assert summary["steps"] == 8 and summary["tokens"] == 8 * 8 * 64 and "val_loss" in summary
     saved = json.loads((tmp_path / "straight" / "config.json").read_text())
     assert saved["tokenizer"]["tokenizer_from"] == str(news_store / "tokenizer")
+    again = evaluate_mlm(tmp_path / "straight", cfg, batches=1)  # the store's validation blocks, same fixed masks
+    assert again["val_loss"] == pytest.approx(summary["val_loss"], abs=1e-3)
 
     class Kill(Exception):
         pass

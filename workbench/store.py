@@ -300,6 +300,12 @@ def prepare(cfg: PrepareConfig, tokenizer: str, out: str | os.PathLike, *, overw
     t0 = time.perf_counter()
     documents_seen = 0
     chunks_written = 0
+    shown = {"source": 0}  # bytes of the current source counted on the bar (updated per encoded batch)
+
+    def advance(n: int, size: Optional[int]) -> None:
+        n = n if size is None else max(0, min(n, size - shown["source"]))  # cleaned text is a little shorter
+        shown["source"] += n
+        bar.update(n)
 
     def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """texts -> (stream of ids with [SEP] after each document, end offset of each document)."""
@@ -318,6 +324,7 @@ def prepare(cfg: PrepareConfig, tokenizer: str, out: str | os.PathLike, *, overw
             size += len(d)
             if size >= ENCODE_BATCH_BYTES or i == len(docs) - 1:
                 s, e = tokenize(batch)
+                advance(size, sources[si].size)
                 streams.append(s)
                 ends.append(e + offset)
                 offset += len(s)
@@ -335,7 +342,7 @@ def prepare(cfg: PrepareConfig, tokenizer: str, out: str | os.PathLike, *, overw
     for si, src in enumerate(sources):
         if si < len(manifest["sources"]) and manifest["sources"][si]["complete"]:
             documents_seen += sum(manifest["sources"][si]["documents"].values())
-            bar.update(src.size or 0)
+            bar.update(src.size or manifest["sources"][si]["text_bytes"])
             continue
         if si == len(manifest["sources"]):
             manifest["sources"].append({"spec": src.spec, "unit": src.unit, "fingerprint": src.fingerprint,
@@ -343,6 +350,7 @@ def prepare(cfg: PrepareConfig, tokenizer: str, out: str | os.PathLike, *, overw
                                         "text_bytes": 0, "chunks": 0, "complete": False})
         record = manifest["sources"][si]
         done_chunks = record["chunks"]
+        shown["source"] = 0
         chunk: dict[str, list[str]] = {s: [] for s in SPLITS}
         chunk_size, ci = 0, 0
         docs = src.documents()
@@ -377,12 +385,14 @@ def prepare(cfg: PrepareConfig, tokenizer: str, out: str | os.PathLike, *, overw
                     t0 = time.perf_counter()
                     _write_json_atomic(out / MANIFEST, manifest)
                     chunks_written += 1
-                bar.update(chunk_size if src.size is None else min(chunk_size, max(0, src.size - bar.n)))
+                else:
+                    advance(chunk_size, src.size)  # tokenized by an earlier run
                 chunk = {s: [] for s in SPLITS}
                 chunk_size, ci = 0, ci + 1
             if doc is None:
                 break
         record["complete"] = True
+        bar.update(max(0, (src.size or 0) - shown["source"]))
         _write_json_atomic(out / MANIFEST, manifest)
     bar.close()
     if manifest["splits"]["train"]["tokens"] == 0:
@@ -666,3 +676,17 @@ def run_prepare_cli(args) -> int:
           f"({seconds:.1f}s this run)")
     print(f"train from it: workbench pretrain --data {args.out} --out runs/NAME")
     return 0
+
+
+def evaluation_blocks(cfg: PretrainConfig, split: str, batches: int, eval_batch_size: int = 64) -> Optional[dict]:
+    """The blocks `evaluate_mlm` scores for a run trained from a store (its first batches x 64 blocks
+    of `split`, read from the memmap); None for a run trained in memory."""
+    if not wanted(cfg.data):
+        return None
+    # --streaming runs keep their store in RUN/store, whose tokenizer the run's config names
+    path = Path(cfg.tokenizer.tokenizer_from).parent if cfg.data.streaming else Path(cfg.data.data[0])
+    ts = TokenStore(path)
+    n = min(ts.num_blocks(split, cfg.train.seq_len), batches * eval_batch_size)
+    if n == 0:
+        raise StoreError(f"{path}: the {split} split holds fewer than {cfg.train.seq_len - 2} tokens")
+    return {"input_ids": ts.blocks(split, np.arange(n), cfg.train.seq_len)}
