@@ -39,7 +39,8 @@ BENCH = Path(__file__).resolve().parent
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets (TFLOP/s, no sparsity).
 BF16_PEAK_TFLOPS = {"H200": 989, "H100 SXM": 989, "H100 PCIe": 756, "H100": 756, "A100": 312, "L40S": 362, "L40": 181,
-                    "L4": 121, "A10G": 70, "A10": 125, "RTX 4090": 165, "RTX 3090": 71, "A6000": 155, "V100": 0, "T4": 0}
+                    "L4": 121, "A10G": 70, "A10": 125, "RTX 4090": 165, "RTX 3090": 71, "A6000": 155, "V100": 0,
+                    "T4": 0}
 
 
 def cuda_or_exit() -> None:
@@ -80,7 +81,8 @@ def row_device() -> str:
 
     p = torch.cuda.get_device_properties(0)
     return (f"{p.name}, {p.total_memory / 2**30:.0f} GiB, capability {p.major}.{p.minor}, bf16 "
-            f"{'yes' if torch.cuda.is_bf16_supported() else 'no'}; torch {torch.__version__} (CUDA {torch.version.cuda}), "
+            f"{'yes' if torch.cuda.is_bf16_supported() else 'no'}; torch {torch.__version__} (CUDA "
+            f"{torch.version.cuda}), "
             f"transformers {transformers.__version__}, accelerate {accelerate.__version__}")
 
 
@@ -97,14 +99,16 @@ def rows_speed(steps: int) -> tuple[str, str]:
     cfg = C.preset("base")
     corpus = load_corpus(C.DataConfig(max_documents=1500))
     tokenizer = train_tokenizer(corpus["train"]["text"], cfg.tokenizer)
-    blocks, val = make_blocks(corpus["train"], tokenizer, cfg.train), make_blocks(corpus["validation"], tokenizer, cfg.train)
+    blocks = make_blocks(corpus["train"], tokenizer, cfg.train)
+    val = make_blocks(corpus["validation"], tokenizer, cfg.train)
     per_step = cfg.train.batch_size * cfg.train.seq_len
     skip = min(10, steps // 3)
     base = pt.run_baseline(blocks, tokenizer, cfg, steps, bf16=True, use_cpu=False).throughput(per_step, skip)
     ours = pt.run_ours(blocks, val, tokenizer, cfg, steps, "bf16", False).throughput(per_step, skip)
     flops = pt.model_flops_per_token(build_mlm_model(cfg.model, tokenizer), cfg.train.seq_len)
     peak, source = bf16_peak(torch.cuda.get_device_name(0))
-    speed = (f"base preset, batch {cfg.train.batch_size} x {cfg.train.seq_len}, {steps} steps each: Trainer {base:,.0f} "
+    speed = (f"base preset, batch {cfg.train.batch_size} x {cfg.train.seq_len}, {steps} steps each: Trainer "
+             f"{base:,.0f} "
              f"tokens/s, ours {ours:,.0f} tokens/s, ratio {ours / base:.2f}x")
     mfu = (f"ours {ours * flops / peak:.1%}, Trainer {base * flops / peak:.1%} of {peak / 1e12:,.0f} TFLOP/s bf16 "
            f"({source}); {flops / 1e9:.2f} GFLOP per token")
@@ -139,7 +143,8 @@ def row_fill_mask(run: Path) -> str:
     if not same_tokens or diff > 1e-4:
         raise AssertionError(f"differs from the pipeline: ours {[(p['token'], round(p['score'], 4)) for p in ours]}, "
                              f"pipeline {[(p['token_str'], round(p['score'], 4)) for p in theirs]}")
-    return f"equal to pipeline('fill-mask', device=0): top-5 {[p['token'] for p in ours]}, max score difference {diff:.1e}"
+    top = [p["token"] for p in ours]
+    return f"equal to pipeline('fill-mask', device=0): top-5 {top}, max score difference {diff:.1e}"
 
 
 def row_finetune(run: Path, work: Path) -> str:
@@ -160,9 +165,11 @@ def row_notebook(work: Path) -> str:
         'DEVICE = "cuda"\nPRESET = "small"\nTHREADS = None\nTIME_BUDGET = "90s"\nRESUME_EXTRA = "15s"\n'
         'MAX_DOCUMENTS = None\nRUN_NAME = "gpu-check-03"', metadata={"tags": ["injected-parameters"]}))
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     nbformat.write(nb, work / "03_pretraining.gpu.ipynb")
-    return f"executed in {time.perf_counter() - t0:.0f}s with DEVICE='cuda', PRESET='small' -> {work / '03_pretraining.gpu.ipynb'}"
+    out = work / "03_pretraining.gpu.ipynb"
+    return f"executed in {time.perf_counter() - t0:.0f}s with DEVICE='cuda', PRESET='small' -> {out}"
 
 
 def main() -> int:

@@ -138,7 +138,8 @@ def tokenizer_choice(text: Path, tok: Path, work: Path, mb: float) -> None:
            num_proc=2, remove_columns=["text"])
     b = time.perf_counter() - t0
     print(f"tokenizer choice on {size:.0f} MB: tokenizers encode_batch_fast {size / a:.2f} MB/s, "
-          f"datasets.map(num_proc=2) {size / b:.2f} MB/s -> {'tokenizers batch' if a < b else 'datasets.map'} is faster")
+          f"datasets.map(num_proc=2) {size / b:.2f} MB/s -> "
+          f"{'tokenizers batch' if a < b else 'datasets.map'} is faster")
 
 
 def grow_store(src: Path, dst: Path, gb: float) -> Path:
@@ -152,7 +153,8 @@ def grow_store(src: Path, dst: Path, gb: float) -> Path:
         for shard in m["splits"][split]["shards"]:
             for suffix in (".bin", ".docs.npy"):
                 os.link(src / shard["file"].replace(".bin", suffix), dst / shard["file"].replace(".bin", suffix))
-    shards, size, copy = list(m["splits"]["train"]["shards"]), sum(s["tokens"] for s in m["splits"]["train"]["shards"]), 1
+    shards = list(m["splits"]["train"]["shards"])
+    size, copy = sum(s["tokens"] for s in shards), 1
     itemsize = 2 if m["dtype"] == "uint16" else 4
     while size * itemsize < gb * 1e9:
         for shard in m["splits"]["train"]["shards"]:
@@ -191,10 +193,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=500, help="size of the text file, in MB")
     ap.add_argument("--work", default="/tmp/wb-prepare-bench", help="where the text, stores and caches go")
-    ap.add_argument("--choice", action="store_true", help="also compare tokenizers batch encoding with datasets.map(num_proc=2)")
+    ap.add_argument("--choice", action="store_true",
+                    help="also compare tokenizers batch encoding with datasets.map(num_proc=2)")
     ap.add_argument("--choice-mb", type=float, default=25)
     ap.add_argument("--skip-baseline", action="store_true", help="prepare only (the baseline takes longest)")
-    ap.add_argument("--memory", action="store_true", help="also measure pretrain's peak memory and tokens/s from a store")
+    ap.add_argument("--memory", action="store_true",
+                    help="also measure pretrain's peak memory and tokens/s from a store")
     ap.add_argument("--store-gb", type=float, default=1.0)
     ap.add_argument("--seconds", type=int, default=120)
     a = ap.parse_args()
@@ -227,7 +231,8 @@ def main() -> None:
         for name, extra in rows:
             r = pretrain_child([*extra, "--out", str(work / "run")], a.seconds)
             gb = sum(f.stat().st_size for f in Path(extra[1]).rglob("*.bin")) / 1e9 if store.is_store(extra[1]) else 0
-            print(f"pretrain {a.seconds}s, {name}{f' ({gb:.2f} GB of tokens)' if gb else ''}: tokens/s {r['tokens_per_s']:,.0f}, "
+            print(f"pretrain {a.seconds}s, {name}{f' ({gb:.2f} GB of tokens)' if gb else ''}: tokens/s "
+                  f"{r['tokens_per_s']:,.0f}, "
                   f"peak RSS {r['peak_rss_mb']:,.0f} MB")
 
 

@@ -30,7 +30,7 @@ from workbench.masking import Masker
 from workbench.model import build_mlm_model, non_embedding_parameters, parameter_count
 from workbench.pretrain import MLMTask, make_blocks
 from workbench.tokenizer import train_tokenizer
-from workbench.training import Callback, cpu_supports_bf16, train
+from workbench.training import cpu_supports_bf16, train
 
 
 def matmul_peak(dtype: torch.dtype, size: int = 2048, seconds: float = 1.5) -> float:
@@ -173,7 +173,8 @@ def main() -> None:
                      "precision": "bf16" if baseline_bf16 else "fp32", "tokens_per_s": round(base_tps),
                      "mfu": round(base_tps * flops_token / base_peak, 4),
                      "loss_last10": round(statistics.median(tail(b.losses) for b in base_runs), 3)},
-        "ours": {"what": f"workbench engine, {ours_precision} autocast, MLM head on masked positions, fast CPU dropout, fused AdamW"
+        "ours": {"what": f"workbench engine, {ours_precision} autocast, MLM head on masked positions, fast CPU "
+                 "dropout, fused AdamW"
                          + (", torch.compile" if args.compile else ""),
                  "precision": ours_precision, "tokens_per_s": round(our_tps),
                  "mfu": round(our_tps * flops_token / peak["bf16" if ours_precision == "bf16" else "fp32"], 4),
@@ -188,7 +189,8 @@ def main() -> None:
         r = result[side]
         print(f"{side:<10}{r['tokens_per_s']:>10,}{r['mfu']:>8.1%}{r['loss_last10']:>24.3f}  {r['precision']}")
     print(f"\nratio ours / baseline: {result['ratio']:.2f}x   "
-          f"(matmul peak here: bf16 {result['matmul_peak_gflops']['bf16']} GFLOP/s, fp32 {result['matmul_peak_gflops']['fp32']} GFLOP/s)")
+          f"(matmul peak here: bf16 {result['matmul_peak_gflops']['bf16']} GFLOP/s, fp32 "
+          f"{result['matmul_peak_gflops']['fp32']} GFLOP/s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,9 +13,9 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
+from conftest import fake_metrics, free_port, tiny_bert_dir
 from gradio_client import Client
 
-from conftest import fake_metrics, free_port, tiny_bert_dir
 from workbench import app as app_module
 from workbench import embeddings, inspection, simcse
 from workbench.app import core as app_core
@@ -75,7 +74,8 @@ def served(tmp_path_factory):
 def test_api_names(served):
     _, client, _ = served
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/fill_mask", "/attention", "/training_plot", "/fill_mask_view", "/attention_view", "/masking", "/classify"} <= names
+    assert {"/fill_mask", "/attention", "/training_plot", "/fill_mask_view", "/attention_view", "/masking",
+            "/classify"} <= names
 
 
 def test_fill_mask_endpoint_equals_inspection(served):
@@ -95,7 +95,8 @@ def test_fill_mask_endpoint_equals_inspection(served):
 
 def test_fill_mask_view_table_and_plot(served):
     _, client, _ = served
-    plot, table, msg = client.predict("the [MASK] of the united states", 3, str(tiny_bert_dir()), api_name="/fill_mask_view")
+    plot, table, msg = client.predict("the [MASK] of the united states", 3, str(tiny_bert_dir()),
+                                      api_name="/fill_mask_view")
     assert table["headers"] == ["mask", "rank", "token", "probability"]
     assert [row[:2] for row in table["data"]] == [[1, 1], [1, 2], [1, 3]]
     fig = json.loads(plot["plot"])
@@ -110,7 +111,8 @@ def test_fill_mask_view_table_and_plot(served):
 def test_bad_input_gives_a_message_not_a_traceback(served, text, expected):
     _, client, _ = served
     plot, table, msg = client.predict(text, 5, "", api_name="/fill_mask_view")
-    assert plot is None and table["data"] in ([], [[]], [["", "", "", ""]]) and expected in msg and "Traceback" not in msg
+    assert plot is None and table["data"] in ([], [[]],
+                                              [["", "", "", ""]]) and expected in msg and "Traceback" not in msg
     with pytest.raises(Exception, match=expected):
         client.predict(text, 5, "", api_name="/fill_mask")
     # and the app keeps serving
@@ -166,7 +168,8 @@ def test_attention_endpoint(served):
 
 def test_attention_view_plots(served):
     _, client, _ = served
-    heat, grid, view, bar, token_pick, msg = client.predict("the cat sat", 2, "2", "1: the", "", api_name="/attention_view")
+    heat, grid, view, bar, token_pick, msg = client.predict("the cat sat", 2, "2", "1: the", "",
+                                                            api_name="/attention_view")
     h = json.loads(heat["plot"])
     assert h["data"][0]["type"] == "heatmap" and "layer 2, head 2" in h["layout"]["title"]["text"]
     z = plotly_array(h["data"][0]["z"])
@@ -182,15 +185,18 @@ def test_attention_view_plots(served):
 
 def test_training_plot_endpoint(served):
     _, client, runs_dir = served
-    recs = [r for r in json.loads(json.dumps([json.loads(line) for line in (runs_dir / "pre" / "metrics.jsonl").read_text().splitlines()]))]
+    lines = (runs_dir / "pre" / "metrics.jsonl").read_text().splitlines()
+    recs = [r for r in json.loads(json.dumps([json.loads(line) for line in lines]))]
     got = client.predict(["pre", "live"], "tokens", "loss", api_name="/training_plot")
     assert set(got["series"]) == {"pre", "live"}
     train = [r for r in recs if r["kind"] == "train"]
-    assert got["series"]["pre"]["x"] == [r["tokens"] for r in train] and got["series"]["pre"]["y"] == [r["loss"] for r in train]
+    assert got["series"]["pre"]["x"] == [r["tokens"] for r in train]
+    assert got["series"]["pre"]["y"] == [r["loss"] for r in train]
     assert len(got["series"]["live"]["x"]) == 6
     acc = client.predict(["pre"], "time", "val_accuracy", api_name="/training_plot")
     ev = [r for r in recs if r["kind"] == "eval"]
-    assert acc["series"]["pre"]["x"] == [r["time"] for r in ev] and acc["series"]["pre"]["y"] == [r["val_accuracy"] for r in ev]
+    assert acc["series"]["pre"]["x"] == [r["time"] for r in ev]
+    assert acc["series"]["pre"]["y"] == [r["val_accuracy"] for r in ev]
     both = client.predict(["pre"], "step", "loss+val_loss", api_name="/training_plot")
     assert len(both["series"]) == 2
     # a live run: appended records show up on the next call (what the refresh button and the timer do)
@@ -268,7 +274,8 @@ def simcse_served(tmp_path_factory, small_corpus):
     cfg = SimCSEConfig(max_sentences=128, eval_examples=32, k=5)
     cfg.train.batch_size, cfg.train.max_steps, cfg.train.eval_every, cfg.train.log_every = 16, 3, 100, 1
     cfg.train.eval_batches, cfg.train.precision, cfg.train.lr = 1, "fp32", 1e-3
-    simcse.train_simcse(runs_dir / "pre", runs_dir / "sim", cfg, progress=False, corpus=small_corpus, task_data=load_task("trec"))
+    simcse.train_simcse(runs_dir / "pre", runs_dir / "sim", cfg, progress=False, corpus=small_corpus,
+                        task_data=load_task("trec"))
     yield from serve(runs_dir)
 
 
@@ -293,7 +300,8 @@ def test_similarity_endpoint_equals_objectives(simcse_served):
     same = client.predict("a cat sat on the mat", "a cat sat on the mat", "sim", api_name="/similarity")
     assert same["similarity"] == pytest.approx(1.0, abs=1e-5)
     score, gauge, msg = client.predict("a cat sat on the mat", "a cat sat on the mat", "", api_name="/similarity_view")
-    assert score == pytest.approx(1.0, abs=1e-4) and "similarity-gauge" in gauge and "cosine similarity **1.000**" in msg
+    assert score == pytest.approx(1.0,
+                                  abs=1e-4) and "similarity-gauge" in gauge and "cosine similarity **1.000**" in msg
 
 
 def test_neighbours_endpoint_sorted_and_embedded_once(simcse_served):
@@ -352,9 +360,11 @@ def test_no_similarity_tab_without_a_contrastive_model(served):
 def test_explicit_similarity_model(simcse_served, tmp_path):
     """build_app(similarity=PATH) shows the tab for an encoder outside runs_dir, with its pooling."""
     _, _, runs_dir = simcse_served
-    demo = app_module.build_app(model=str(tiny_bert_dir()), runs_dir=tmp_path / "runs", similarity=runs_dir / "sim" / "model")
+    demo = app_module.build_app(model=str(tiny_bert_dir()), runs_dir=tmp_path / "runs",
+                                similarity=runs_dir / "sim" / "model")
     wb = demo.workbench
-    assert "Similarity" in _tab_labels(demo) and [v for _, v in wb.similarity_choices()] == [str(runs_dir / "sim" / "model")]
+    assert "Similarity" in _tab_labels(demo)
+    assert [v for _, v in wb.similarity_choices()] == [str(runs_dir / "sim" / "model")]
     ref = app_module.Workbench(str(tiny_bert_dir()), runs_dir).similarity_api("a cat", "a dog", "sim")
     assert wb.similarity_api("a cat", "a dog")["similarity"] == pytest.approx(ref["similarity"], abs=1e-6)
 

@@ -13,8 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import fake_metrics, free_port, tiny_bert_dir
+
 from workbench import inspection
 
 CHROMIUM = "/usr/bin/chromium"
@@ -34,8 +34,10 @@ def app_url(tmp_path_factory):
     shutil.copytree(tiny_bert_dir(), runs_dir / "demo" / "model")
     port = free_port()
     code = f"from workbench.app import launch; launch({str(runs_dir / 'demo')!r}, {str(runs_dir)!r}, port={port})"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -62,7 +64,8 @@ def app_url(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(app_url):
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium; run `make browser` to install it")
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium; "
+                    "run `make browser` to install it")
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -98,7 +101,8 @@ def test_fill_mask_in_the_browser(page):
     assert [r[2] for r in rows[:5]] == expected
     assert [r[1] for r in rows[:5]] == ["1", "2", "3", "4", "5"]
     # the message may still carry gradio's "processing" overlay of a superseded keystroke: wait for it
-    page.wait_for_function("tok => document.querySelector('#fill-message').innerText.trim().startsWith('mask 1: ' + tok)",
+    page.wait_for_function("tok => document.querySelector('#fill-message').innerText.trim().startsWith('mask 1: ' + "
+                           "tok)",
                            arg=expected[0])
     assert page.locator("#fill-plot .js-plotly-plot").count() == 1
     page.screenshot(path=str(ARTIFACTS / "fill-mask.png"), full_page=True)

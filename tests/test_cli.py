@@ -9,7 +9,8 @@ import torch
 
 from workbench.cli import build_parser, main
 
-COMMANDS = ["corpus-stats", "train-tokenizer", "pretrain", "export", "evaluate", "fill-mask", "app", "finetune", "classify",
+COMMANDS = ["corpus-stats", "train-tokenizer", "pretrain", "export", "evaluate", "fill-mask", "app", "finetune",
+            "classify",
             "benchmark", "learning-curve", "simcse"]
 
 
@@ -54,7 +55,8 @@ def test_console_script_is_installed():
 def test_pretrain_flags_map_onto_the_typed_config():
     from workbench.cli import _pretrain_config
 
-    args = build_parser().parse_args(["pretrain", "--preset", "small", "--time-budget", "10m", "--mlm-probability", "0.3",
+    args = build_parser().parse_args(["pretrain", "--preset", "small", "--time-budget", "10m", "--mlm-probability",
+                                      "0.3",
                                       "--mask-strategy", "whole_word", "--layers", "2", "--no-packing"])
     cfg = _pretrain_config(args)
     assert cfg.model.size == "small" and cfg.model.layers == 2
@@ -131,7 +133,8 @@ def test_train_tokenizer_command_refuses_to_overwrite(tmp_path):
 def test_bad_input_is_a_message_not_a_traceback(tmp_path):
     cases = [
         (["corpus-stats", "--data", str(tmp_path / "missing.txt")], "missing.txt: no such file"),
-        (["pretrain", "--preset", "tiny", "--time-budget", "ten minutes", "--out", str(tmp_path / "r")], "cannot read duration"),
+        (["pretrain", "--preset", "tiny", "--time-budget", "ten minutes", "--out", str(tmp_path / "r")],
+         "cannot read duration"),
         (["fill-mask", str(tmp_path / "nothing"), "a [MASK]"], "nothing"),
         (["pretrain", "--config", str(tmp_path / "nope.yaml")], "config file not found"),
         (["pretrain", "--architecture", "foo", "--out", str(tmp_path / "r2")], "unknown architecture 'foo'"),

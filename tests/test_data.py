@@ -4,7 +4,15 @@ import datasets
 import pytest
 
 from workbench.config import DataConfig
-from workbench.data import CorpusError, clean_documents, clean_text, corpus_stats, load_corpus, split_documents, stream_corpus
+from workbench.data import (
+    CorpusError,
+    clean_documents,
+    clean_text,
+    corpus_stats,
+    load_corpus,
+    split_documents,
+    stream_corpus,
+)
 
 
 def test_default_corpus_is_real_prose_over_10mb_split_by_document():
@@ -88,7 +96,8 @@ def test_hub_dataset_path_on_a_locally_saved_dataset(tmp_path):
     """`hf:` goes through datasets.load_dataset / load_from_disk: the code users run online."""
     train = [f"wiki line {i} about history" for i in range(40)]
     dd = datasets.DatasetDict(train=datasets.Dataset.from_dict({"text": train}),
-                              validation=datasets.Dataset.from_dict({"text": ["held out line one", "held out line two"]}))
+                              validation=datasets.Dataset.from_dict(
+                                  {"text": ["held out line one", "held out line two"]}))
     dd.save_to_disk(str(tmp_path / "saved"))
     out = load_corpus(DataConfig(data=[f"hf:{tmp_path / 'saved'}"]))
     assert list(out["validation"]["text"]) == ["held out line one", "held out line two"]

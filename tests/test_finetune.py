@@ -33,7 +33,8 @@ def tiny_run(tmp_path_factory):
     tok = train_tokenizer(list(corpus["train"]["text"]), TokenizerConfig(vocab_size=2000))
     torch.manual_seed(0)
     model = BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                       intermediate_size=128, max_position_embeddings=128, pad_token_id=tok.pad_token_id))
+                                       intermediate_size=128, max_position_embeddings=128,
+                                       pad_token_id=tok.pad_token_id))
     model.save_pretrained(str(root / "model"))
     tok.save_pretrained(str(root / "model"))
     return root
@@ -57,7 +58,8 @@ def _cfg(run, task="trec", steps=6, **kw) -> FinetuneConfig:
 def test_finetune_run_outputs_and_classify(tiny_run, tmp_path):
     out = tmp_path / "ft"
     s = ft.finetune(_cfg(tiny_run, steps=8), out, progress=False)
-    for name in ("config.json", "metrics.jsonl", "summary.json", "test_metrics.json", "predictions_test.csv", "task.json"):
+    for name in ("config.json", "metrics.jsonl", "summary.json", "test_metrics.json", "predictions_test.csv",
+                 "task.json"):
         assert (out / name).is_file(), name
     assert (out / "model" / "config.json").is_file() and (out / "model" / "tokenizer.json").is_file()
     assert list((out / "checkpoints").iterdir())
@@ -90,7 +92,8 @@ def _weights(path):
 @pytest.mark.parametrize("strategy,freeze_layers", [("full", 0), ("frozen", 0), ("partial", 1)])
 def test_freezing_strategies(tiny_run, tmp_path, strategy, freeze_layers):
     cfg = _cfg(tiny_run, steps=4, strategy=strategy, freeze_layers=freeze_layers)
-    initial, _ = ft.load_for_classification(str(tiny_run), ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"], seed=cfg.train.seed)
+    initial, _ = ft.load_for_classification(str(tiny_run), ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"],
+                                            seed=cfg.train.seed)
     before = {k: v.clone() for k, v in initial.state_dict().items()}
     s = ft.finetune(cfg, tmp_path / strategy, progress=False)
     after = _weights(tmp_path / strategy)
@@ -109,11 +112,10 @@ def test_freezing_strategies(tiny_run, tmp_path, strategy, freeze_layers):
         assert s["trainable_parameters"] < s["parameters"]
 
 
-@pytest.mark.slow
 def test_frozen_modules_stay_in_eval_mode(tiny_run):
     model, _ = ft.load_for_classification(str(tiny_run), ["a", "b"])
     frozen = ft.apply_strategy(model, "frozen")
-    module = ft.ClassificationLoss(model, frozen).train()
+    ft.ClassificationLoss(model, frozen).train()
     assert not model.bert.embeddings.training and not model.bert.encoder.layer[1].training
     assert model.classifier.training and model.bert.pooler.training
 
@@ -169,7 +171,8 @@ def test_user_pair_task_and_from_scratch(tiny_run, tmp_path):
     with open(path, "w", encoding="utf-8") as f:
         for i in range(200):
             same = i % 2 == 0
-            f.write(json.dumps({"a": f"the cat sat on mat {i}", "b": f"the cat sat on mat {i}" if same else f"stocks fell {i}",
+            f.write(json.dumps({"a": f"the cat sat on mat {i}",
+                                "b": f"the cat sat on mat {i}" if same else f"stocks fell {i}",
                                 "y": "same" if same else "different"}) + "\n")
     cfg = _cfg(tiny_run, task=str(path), text_column="a", text_pair_column="b", label_column="y", train_examples=None)
     cfg.from_scratch = True
@@ -231,7 +234,8 @@ def test_cli_helpers(tiny_run, tmp_path, capsys):
     p = argparse.ArgumentParser()
     cli.add_finetune_arguments(p)
     args = p.parse_args([str(tiny_run), "--task", "trec", "--out", str(tmp_path / "cli"), "--train-examples", "32",
-                         "--max-steps", "2", "--batch-size", "16", "--seq-len", "32", "--strategy", "frozen", "--no-progress",
+                         "--max-steps", "2", "--batch-size", "16", "--seq-len", "32", "--strategy", "frozen",
+                         "--no-progress",
                          "--eval-examples", "16"])
     assert cli.cmd_finetune(args) == 0
     cfg = json.loads((tmp_path / "cli" / "config.json").read_text())
@@ -286,7 +290,8 @@ def test_learning_curve_page_opens_offline(tmp_path, monkeypatch):
     import plotly.graph_objects as go
 
     monkeypatch.setattr(ex, "learning_curve", lambda *a, **k: ([], go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))))
-    args = argparse.Namespace(model="m", task="trec", sizes=["16", "all"], out=str(tmp_path / "lc"), no_scratch=True, min_steps=2)
+    args = argparse.Namespace(model="m", task="trec", sizes=["16", "all"], out=str(tmp_path / "lc"), no_scratch=True,
+                              min_steps=2)
     assert ex.run_learning_curve_cli(args) == 0
     page = (tmp_path / "lc" / "learning_curve.html").read_text()
     assert "cdn.plot.ly" not in page and 'src="plotly.min.js"' in page

@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
 from conftest import tiny_bert_dir, tiny_modernbert_dir, tiny_roberta_dir
+
 from workbench import inspection
-from workbench.config import DataConfig, MaskingConfig, TokenizerConfig
+from workbench.config import MaskingConfig
+
 
 @pytest.fixture(scope="module")
 def bert():
@@ -25,7 +23,8 @@ def _pipeline(path: Path):
     """The reference: transformers' pipeline on the model as transformers loads it by default (sdpa)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-    return pipeline("fill-mask", model=AutoModelForMaskedLM.from_pretrained(path), tokenizer=AutoTokenizer.from_pretrained(path))
+    return pipeline("fill-mask", model=AutoModelForMaskedLM.from_pretrained(path),
+                    tokenizer=AutoTokenizer.from_pretrained(path))
 
 
 def _assert_same(ours: list[list[dict]], ref) -> None:
@@ -58,7 +57,8 @@ def test_fill_mask_roberta_mask_token():
     model, tok = inspection.load_mlm(tiny_roberta_dir())
     assert tok.mask_token == "<mask>"
     text = "the <mask> of the united states"
-    _assert_same(inspection.fill_mask(model, tok, text, top_k=5).predictions, _pipeline(tiny_roberta_dir())(text, top_k=5))
+    _assert_same(inspection.fill_mask(model, tok, text, top_k=5).predictions,
+                 _pipeline(tiny_roberta_dir())(text, top_k=5))
     # people type [MASK] out of habit: normalise_mask rewrites it to the model's own token and says so
     fixed, note = inspection.normalise_mask("the [MASK] of it", tok)
     assert fixed == "the <mask> of it" and "<mask>" in note
@@ -128,7 +128,8 @@ def test_modernbert_fill_mask_and_attention():
     model, tok = inspection.load_mlm(tiny_modernbert_dir())
     assert type(model).__name__ == "ModernBertForMaskedLM"
     text = "the [MASK] of the united [MASK] said ."
-    _assert_same(inspection.fill_mask(model, tok, text, top_k=5).predictions, _pipeline(tiny_modernbert_dir())(text, top_k=5))
+    _assert_same(inspection.fill_mask(model, tok, text, top_k=5).predictions,
+                 _pipeline(tiny_modernbert_dir())(text, top_k=5))
     r = inspection.attentions(model, tok, text)
     n = len(tok(text)["input_ids"])
     assert r.weights.shape == (2, 2, n, n) and np.allclose(r.weights.sum(-1), 1.0, atol=1e-5)

@@ -5,8 +5,16 @@ import torch
 from transformers import DataCollatorForLanguageModeling
 
 from workbench.config import MaskingConfig
-from workbench.masking import (IGNORE_INDEX, Masker, describe_masking, format_masking, generator_for, html_masking,
-                               mask_text, sample_span_lengths)
+from workbench.masking import (
+    IGNORE_INDEX,
+    Masker,
+    describe_masking,
+    format_masking,
+    generator_for,
+    html_masking,
+    mask_text,
+    sample_span_lengths,
+)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +128,8 @@ def test_determinism(tokenizer, blocks):
 def test_span_lengths_are_geometric_and_capped():
     lengths = sample_span_lengths(50_000, 0.2, 10, torch.Generator().manual_seed(0)).float()
     assert lengths.min() == 1 and lengths.max() == 10
-    # P(L=1) = p = 0.2; mean of a geometric(0.2) clipped at 10 is sum_{k<10} (0.8)^k = 4.46 (SpanBERT: 3.8 words, also clipped)
+    # P(L=1) = p = 0.2; mean of a geometric(0.2) clipped at 10 is sum_{k<10} (0.8)^k = 4.46
+    # (SpanBERT: 3.8 words, also clipped)
     assert abs((lengths == 1).float().mean() - 0.2) < 0.01
     assert abs(lengths.mean() - sum(0.8**k for k in range(10))) < 0.05
 
@@ -150,5 +159,6 @@ def test_human_readable_views(tokenizer):
     text = format_masking(rows)
     assert "original :" in text and "input    :" in text and "^" in text
     assert "<span" in html_masking(rows)
-    described = describe_masking(tokenizer, [2, 10, 3], [2, tokenizer.mask_token_id, 3], [IGNORE_INDEX, 10, IGNORE_INDEX])
+    described = describe_masking(tokenizer, [2, 10, 3], [2, tokenizer.mask_token_id, 3],
+                                 [IGNORE_INDEX, 10, IGNORE_INDEX])
     assert [r["corruption"] for r in described] == ["", "mask", ""]

@@ -58,7 +58,8 @@ def test_attention_with_fast_dropout_is_softmax_dropout_matmul_and_respects_padd
 @pytest.mark.parametrize("architecture", ["bert", "preln", "modernbert"])
 def test_fast_cpu_dropout_swaps_in_and_puts_everything_back(tokenizer, architecture):
     torch.manual_seed(0)
-    model = build_mlm_model(ModelConfig(size="tiny", layers=1, hidden=64, heads=2, architecture=architecture, dropout=0.1),
+    model = build_mlm_model(ModelConfig(size="tiny", layers=1, hidden=64, heads=2, architecture=architecture,
+                                        dropout=0.1),
                             tokenizer)
     ids = torch.randint(5, len(tokenizer), (2, 16))
     mask = torch.ones_like(ids)

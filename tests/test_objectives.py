@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from workbench import embeddings, pairs, runs, simcse
-from workbench.config import ConfigError, DataConfig, PretrainConfig, SimCSEConfig, from_dict
+from workbench.config import ConfigError, PretrainConfig, SimCSEConfig, from_dict
 from workbench.masking import IGNORE_INDEX, Masker
 
 SEQ = 64
@@ -124,7 +124,8 @@ def test_framing_token_types_and_length(pair_tasks, tokenizer, objective):
     specials = torch.isin(masked["input_ids"], torch.tensor([cls, sep, pad])) & (labels == IGNORE_INDEX)
     assert ((labels != IGNORE_INDEX) & (masked["attention_mask"] == 0)).sum() == 0
     assert specials.any()
-    assert set(masked) == {"input_ids", "labels", "token_type_ids", "attention_mask", "next_sentence_label", "pair_weight"}
+    assert set(masked) == {"input_ids", "labels", "token_type_ids", "attention_mask", "next_sentence_label",
+                           "pair_weight"}
 
 
 def test_bad_objective_and_too_little_text(tokenizer, small_corpus):
@@ -146,7 +147,8 @@ def test_joint_loss_equals_bert_for_pretraining_loss(pair_tasks, tokenizer):
 
     task = pair_tasks["mlm+sop"]
     torch.manual_seed(0)
-    model = build_mlm_model(ModelConfig(size="tiny", layers=1, hidden=64, heads=2), tokenizer, with_sentence_head=True).eval()
+    model = build_mlm_model(ModelConfig(size="tiny", layers=1, hidden=64, heads=2), tokenizer,
+                            with_sentence_head=True).eval()
     module = task.training_module(model)
     batch = task.batch(2)
     with torch.no_grad():
@@ -162,7 +164,8 @@ def test_joint_loss_equals_bert_for_pretraining_loss(pair_tasks, tokenizer):
 def _joint_config(tokenizer_dir, objective: str, **train) -> PretrainConfig:
     return from_dict(PretrainConfig, {
         "data": {"max_documents": 120, "validation_fraction": 0.1}, "tokenizer": {"tokenizer_from": str(tokenizer_dir)},
-        "model": {"size": "tiny", "architecture": "bert", "layers": 1, "hidden": 64, "heads": 2}, "objective": objective,
+        "model": {"size": "tiny", "architecture": "bert", "layers": 1, "hidden": 64, "heads": 2},
+                                      "objective": objective,
         "train": {"batch_size": 8, "seq_len": SEQ, "lr": 2e-3, "log_every": 1, "eval_every": 3, "eval_batches": 1,
                   "save_every": 0, "precision": "fp32", "max_steps": 4, **train}})
 
@@ -242,7 +245,8 @@ def test_retrieval_precision_at_k_toy():
     y = np.array([0, 0, 1, 1, 1])
     expected = float(np.mean([(y[top[i]] == y[i]).mean() for i in range(5)]))
     assert embeddings.retrieval_precision_at_k(embs, labels, 2) == pytest.approx(expected)
-    assert embeddings.retrieval_precision_at_k(embs, labels, 99) == pytest.approx(np.mean([1 / 4, 1 / 4, 2 / 4, 2 / 4, 2 / 4]))
+    assert embeddings.retrieval_precision_at_k(embs, labels,
+                                               99) == pytest.approx(np.mean([1 / 4, 1 / 4, 2 / 4, 2 / 4, 2 / 4]))
 
 
 def test_cosine_similarity_and_neighbours(tokenizer):
@@ -306,7 +310,8 @@ def test_simcse_val_loss_is_deterministic_and_keeps_rng(tokenizer):
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
                                  intermediate_size=128, pad_token_id=tokenizer.pad_token_id))
-    sents = ["the senate voted on the bill", "a cat sat on the mat", "stocks fell sharply today", "rain is expected"] * 4
+    sents = ["the senate voted on the bill", "a cat sat on the mat", "stocks fell sharply today",
+             "rain is expected"] * 4
     ids = tokenizer(sents, add_special_tokens=True)["input_ids"]
     task = simcse.SimCSETask(ids, ids, sents, [0, 1, 2, 3] * 4, tokenizer, batch_size=8, k=3)
     acc = Accelerator(cpu=True)
@@ -324,12 +329,14 @@ def test_simcse_command_line_flags():
 
     parser = argparse.ArgumentParser()
     cli.add_downstream_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["simcse", "runs/x", "--out", "runs/x-simcse", "--temperature", "0.1", "--time-budget", "2m",
+    args = parser.parse_args(["simcse", "runs/x", "--out", "runs/x-simcse", "--temperature", "0.1", "--time-budget",
+                              "2m",
                               "--max-sentences", "500", "--eval-task", "bbc", "--lr", "1e-4"])
     from workbench.config import from_dict, overrides_from_args
 
     cfg = from_dict(SimCSEConfig, overrides_from_args(args, SimCSEConfig), SimCSEConfig())
-    assert (cfg.temperature, cfg.train.time_budget, cfg.max_sentences, cfg.eval_task, cfg.train.lr) == (0.1, "2m", 500, "bbc", 1e-4)
+    got = (cfg.temperature, cfg.train.time_budget, cfg.max_sentences, cfg.eval_task, cfg.train.lr)
+    assert got == (0.1, "2m", 500, "bbc", 1e-4)
     assert args.func is cli.cmd_simcse and args.model == "runs/x"
     with pytest.raises(SystemExit):
         parser.parse_args(["simcse", "runs/x", "--packing"])

@@ -86,7 +86,8 @@ def test_fill_mask_bars_one_panel_per_mask_best_on_top():
 RECORDS_A = [
     {"kind": "train", "step": 10, "time": 1.0, "tokens": 1000, "loss": 7.0, "lr": 1e-3, "tokens_per_s": 1000},
     {"kind": "train", "step": 20, "time": 2.0, "tokens": 2000, "loss": 6.0, "lr": 1e-3, "tokens_per_s": 1000},
-    {"kind": "eval", "step": 20, "time": 2.0, "tokens": 2000, "val_loss": 6.5, "val_perplexity": 665.1, "val_accuracy": 0.1},
+    {"kind": "eval", "step": 20, "time": 2.0, "tokens": 2000, "val_loss": 6.5, "val_perplexity": 665.1,
+     "val_accuracy": 0.1},
 ]
 RECORDS_B = [
     {"kind": "train", "step": 10, "time": 3.0, "tokens": 500, "loss": 7.5, "lr": 1e-3, "tokens_per_s": 170},

@@ -144,7 +144,8 @@ def test_pretrain_writes_a_complete_run_directory_and_learns(tokenizer_dir, tmp_
         assert (run / name).exists(), name
     assert [p.name for p in runs.checkpoints(run)] == ["step-00000020", "step-00000030"]  # keep 2
     for ckpt in runs.checkpoints(run):
-        assert {"model.safetensors", "optimizer.pt", "rng.pt", "state.json", "COMPLETE"} <= {p.name for p in ckpt.iterdir()}
+        assert {"model.safetensors", "optimizer.pt", "rng.pt", "state.json",
+                "COMPLETE"} <= {p.name for p in ckpt.iterdir()}
     records = runs.read_metrics(run)
     train = [r for r in records if r["kind"] == "train"]
     evals = [r for r in records if r["kind"] == "eval"]

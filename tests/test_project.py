@@ -1,9 +1,9 @@
 """The project's set-up: the README's commands, CI, and the two dependency lists."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,8 @@ def test_environment_yml_agrees_with_pyproject():
 
 
 def test_data_packages_are_pinned_and_documented():
-    pins = [line for line in (ROOT / "requirements-data.txt").read_text().splitlines() if line and not line.startswith("#")]
+    lines = (ROOT / "requirements-data.txt").read_text().splitlines()
+    pins = [line for line in lines if line and not line.startswith("#")]
     assert pins and all("==" in p for p in pins)
     data_md = (ROOT / "assets" / "DATA.md").read_text()
     for pin in pins:

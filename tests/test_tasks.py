@@ -17,7 +17,8 @@ EXPECTED = {
     "sentiment": ({"train": 8512, "validation": 1039, "test": 1015}, ["negative", "positive"]),
     "spam": ({"train": 4103, "validation": 554, "test": 503}, ["ham", "spam"]),
     "trec": ({"train": 4365, "validation": 496, "test": 520}, ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]),
-    "bbc": ({"train": 1722, "validation": 203, "test": 202}, ["business", "entertainment", "politics", "sport", "tech"]),
+    "bbc": ({"train": 1722, "validation": 203, "test": 202},
+            ["business", "entertainment", "politics", "sport", "tech"]),
 }
 
 
@@ -118,7 +119,8 @@ def test_jsonl_pair_task_with_custom_columns(tmp_path):
     path = tmp_path / "nli.jsonl"
     with open(path, "w", encoding="utf-8") as f:
         for i in range(150):
-            f.write(json.dumps({"premise": f"a man plays {i}", "hypothesis": f"someone plays {i % 7}", "y": i % 3}) + "\n")
+            f.write(json.dumps({"premise": f"a man plays {i}", "hypothesis": f"someone plays {i % 7}",
+                                "y": i % 3}) + "\n")
     t = load_task_file(path, text_column="premise", label_column="y", text_pair_column="hypothesis")
     assert t.pair
     assert t.label_names == ["0", "1", "2"]
@@ -186,7 +188,8 @@ def _sst2_like(n):
     feats = datasets.Features({"idx": datasets.Value("int32"), "sentence": datasets.Value("string"),
                                "label": datasets.ClassLabel(names=["negative", "positive"])})
     mk = lambda k, prefix: datasets.Dataset.from_dict(
-        {"idx": list(range(k)), "sentence": [f"{prefix} movie {i} was {'great' if i % 2 else 'awful'}" for i in range(k)],
+        {"idx": list(range(k)),
+         "sentence": [f"{prefix} movie {i} was {'great' if i % 2 else 'awful'}" for i in range(k)],
          "label": [i % 2 for i in range(k)]}, features=feats)
     return datasets.DatasetDict({"train": mk(n, "train"), "validation": mk(20, "val")})
 

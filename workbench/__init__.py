@@ -1,19 +1,33 @@
 """The Pretraining Workbench: raw text -> tokenizer -> masked batches -> BERT -> metrics and plots.
 
-Modules, in the order data flows through them:
-  config      typed dataclasses with presets, shared by the CLI, the notebooks and the app
-  data        corpora: the embedded default, local files, hub datasets; cleaning, splits, statistics
-  tokenizer   train / load a fast tokenizer; fertility and unknown rate
-  masking     MLM corruption (token, whole-word, span) and a human-readable view of it
-  model       transformers models from size presets
-  training    the generic engine: accelerate, schedule, metrics.jsonl, atomic checkpoints, resume
-  pretrain    masked-language-model pre-training on top of the engine
-  tasks       labelled downstream tasks that install offline
-  finetune    sequence classification on top of the engine; the downstream benchmark
-  inspection  fill-mask, attention, embeddings of a trained model
-  plots       plotly figures
-  app         the Gradio app
-  cli         the `workbench` command
+One room per concept; data flows one way (a module imports only modules listed above it):
+
+  config             typed dataclasses (every config: pretrain, finetune, SimCSE, benchmark, prepare) and presets
+  runs               the run directory: layout, metrics.jsonl, checkpoints' folders, kind, export, nothing lost
+  loading            the one model loader: path or hub id, float32, eager attention, quiet, readable errors; classify
+  data               corpora: the embedded default, local files, hub datasets; cleaning, splits, statistics
+  tokenizer          train / load a fast tokenizer; fertility and unknown rate
+  masking            MLM corruption (token, whole-word, span) and a human-readable view of it
+  store              a memory-mapped token store (`workbench prepare`) that pre-training streams from
+  model              transformers models from size presets (BERT, pre-LN, ModernBERT)
+  warmstart          a fresh model's output bias and embeddings from corpus statistics
+  dropout            a faster CPU dropout, swapped in for the length of a run
+  training           the generic engine: run lifecycle, accelerate, schedule, metrics, atomic checkpoints, resume
+  metrics            classification metrics: accuracy, F1, confusion
+  plots              plotly figures
+  embeddings         sentence vectors: pooling, similarity, neighbours, retrieval metrics, PCA
+  probes             cloze probes scored by a masked LM
+  pairs              sentence-pair objectives (NSP, SOP) trained with MLM
+  pretrain           masked-language-model pre-training on top of the engine
+  tasks              labelled downstream tasks that install offline
+  finetune           sequence classification on top of the engine
+  simcse             contrastive sentence embeddings (unsupervised SimCSE) on top of the engine
+  baselines          bag-of-words logistic regression, the classical baseline
+  experiments        the downstream benchmark, the learning curve, objectives compared at equal compute
+  inspection         fill-mask, attention, embeddings and reconstruction of a trained model
+  app                the Gradio app: core state, one module per tab, the shell that wires them
+  notebook_helpers   glue that only the notebooks need
+  cli                the `workbench` command (owns every flag)
 """
 
 __version__ = "0.1.0"

@@ -7,12 +7,18 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
+from transformers.utils import logging as hf_logging
+
 from . import config as C
-from . import experiments, finetune, loading, runs, simcse
-from .data import load_corpus
+from . import experiments, finetune, loading, runs, simcse, store
+from .data import corpus_stats, iter_texts, load_corpus
 from .embeddings import nearest_neighbours
+from .inspection import fill_mask, load_mlm
+from .pretrain import evaluate_mlm, pretrain
+from .tokenizer import load_tokenizer, tokenizer_report, train_tokenizer
 
 EXAMPLES = """examples:
   workbench corpus-stats                               statistics of the default corpus
@@ -38,21 +44,18 @@ def _pretrain_config(args: argparse.Namespace) -> C.PretrainConfig:
 
 
 def _add_common_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", choices=list(C.PRETRAIN_PRESETS), help="size preset: model size with matching learning rate and batch")
+    p.add_argument("--preset", choices=list(C.PRETRAIN_PRESETS),
+                   help="size preset: model size with matching learning rate and batch")
     p.add_argument("--config", help="a YAML or JSON file with (part of) the configuration; flags override it")
 
 
 # ---- commands ------------------------------------------------------------------------------------
 
 def cmd_corpus_stats(args) -> int:
-    from .data import corpus_stats, load_corpus
-
     cfg = _pretrain_config(args)
     corpus = load_corpus(cfg.data, seed=cfg.train.seed)
     tokenizer = None
     if args.tokenizer:
-        from .tokenizer import load_tokenizer
-
         tokenizer = load_tokenizer(args.tokenizer)
     out = {}
     for split in corpus:
@@ -68,9 +71,6 @@ def cmd_corpus_stats(args) -> int:
 
 
 def cmd_train_tokenizer(args) -> int:
-    from .data import iter_texts, load_corpus
-    from .tokenizer import tokenizer_report, train_tokenizer
-
     cfg = _pretrain_config(args)
     out = Path(args.out)
     runs.check_output_dir(out, overwrite=args.overwrite)  # before any work; touches nothing
@@ -85,8 +85,6 @@ def cmd_train_tokenizer(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .pretrain import pretrain
-
     if args.force and not args.resume:
         raise C.ConfigError("--force only applies to --resume")
     cfg = _pretrain_config(args)
@@ -115,9 +113,6 @@ EXPORT_EXAMPLES = ("president donald [MASK] said on tuesday that he would sign t
 
 
 def cmd_export(args) -> int:
-    from .inspection import fill_mask, load_mlm
-    from .pretrain import evaluate_mlm
-
     for text in args.example or ():
         if "[MASK]" not in text:
             raise ValueError(f"--example {text!r} has no [MASK] to fill")
@@ -131,7 +126,8 @@ def cmd_export(args) -> int:
     if args.half:
         cfg = C.load_config_file(Path(args.run) / runs.CONFIG)
         m = evaluate_mlm(out, cfg, batches=cfg.train.eval_batches)
-        extra.append(("stored weights", f"float16 (loaded as float32); validation of this copy, same fixed masks: MLM loss "
+        extra.append(("stored weights",
+                      f"float16 (loaded as float32); validation of this copy, same fixed masks: MLM loss "
                                         f"{m['val_loss']:.3f}, masked-token accuracy {m['val_accuracy']:.1%}"))
     (out / "README.md").write_text(runs.model_card(args.run, examples, extra), encoding="utf-8")
     print(f"exported {args.run} -> {out} (model card: {out / 'README.md'})")
@@ -139,19 +135,16 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .pretrain import evaluate_mlm
-
     run_config = Path(args.model) / "config.json"
     cfg = _pretrain_config(args)
     if run_config.exists() and "train" in json.loads(run_config.read_text()):
-        cfg = C.from_dict(C.PretrainConfig, C.overrides_from_args(args, C.PretrainConfig), C.load_config_file(run_config))
+        cfg = C.from_dict(C.PretrainConfig, C.overrides_from_args(args, C.PretrainConfig),
+                          C.load_config_file(run_config))
     print(json.dumps(evaluate_mlm(args.model, cfg, batches=args.batches), indent=2))
     return 0
 
 
 def cmd_fill_mask(args) -> int:
-    from .inspection import fill_mask, load_mlm
-
     model, tokenizer = load_mlm(args.model)
     text = args.text.replace("[MASK]", tokenizer.mask_token) if tokenizer.mask_token != "[MASK]" else args.text
     result = fill_mask(model, tokenizer, text, top_k=args.top_k)
@@ -171,7 +164,7 @@ def cmd_fill_mask(args) -> int:
 
 
 def cmd_app(args) -> int:
-    from .app import launch
+    from .app import launch  # gradio takes seconds to import: only `workbench app` pays for it
 
     launch(model=args.model, runs_dir=args.runs, host=args.host, port=args.port, share=args.share,
            classifier=args.classifier, similarity=args.similarity)
@@ -196,43 +189,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_corpus_stats)
 
     p = sub.add_parser("train-tokenizer", help="train a WordPiece/BPE/Unigram tokenizer on a corpus",
-                       description="Train a tokenizer with BERT's special tokens and save it in the transformers layout.")
+                       description="Train a tokenizer with BERT's special tokens and save it in the transformers "
+                       "layout.")
     _add_common_config(p)
     C.add_arguments(p, C.PretrainConfig, skip=("train", "masking", "model", "objective"))
     p.add_argument("--out", required=True, help="directory to save the tokenizer to")
-    p.add_argument("--overwrite", action="store_true", help="replace an --out the workbench made (the old one is moved to OUT.old-N)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --out the workbench made (the old one is moved to OUT.old-N)")
     p.set_defaults(func=cmd_train_tokenizer)
-
-    from . import store  # `prepare` keeps its flags beside its code, like the fine-tuning commands below
 
     store.add_prepare_command(sub)
 
     p = sub.add_parser("pretrain", help="pre-train a masked language model",
-                       description="Pre-train a BERT masked language model from scratch (or continue from --init-from). "
-                       "Stop by --max-steps, --epochs or --time-budget (the learning-rate schedule follows the budget). "
+                       description="Pre-train a BERT masked language model from scratch (or continue from "
+                       "--init-from). "
+                       "Stop by --max-steps, --epochs or --time-budget (the learning-rate schedule follows the "
+                       "budget). "
                        "Defaults shown are before --preset/--config, which override them; typed flags override both.")
     _add_common_config(p)
     p.add_argument("--out", help="run directory (default: runs/PRESET-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint "
-                   "with the run's settings; flags may change only its length and logging (--max-steps, --time-budget, ...)")
+                   "with the run's settings; flags may change only its length and logging (--max-steps, --time-budget, "
+                   "...)")
     p.add_argument("--force", action="store_true", help="with --resume: continue even though the corpus, tokenizer, "
                    "batch size or another setting differs from the run's (the differences are listed)")
-    p.add_argument("--overwrite", action="store_true", help="start over in an existing --out (the old one is moved to OUT.old-N)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in an existing --out (the old one is moved to OUT.old-N)")
     C.add_arguments(p, C.PretrainConfig)
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("export", help="copy a run's final model with a model card (command, seeds, corpus, time, metrics)",
-                       description="Copy RUN/model to OUT as a plain Hugging Face model directory and write OUT/README.md: "
+    p = sub.add_parser("export",
+                       help="copy a run's final model with a model card (command, seeds, corpus, time, metrics)",
+                       description="Copy RUN/model to OUT as a plain Hugging Face model directory and write "
+                       "OUT/README.md: "
                        "the exact command, seeds, corpus, training time, validation metrics and example predictions.")
     p.add_argument("run", help="a finished pre-training run directory")
     p.add_argument("out", help="destination directory (e.g. assets/default-model)")
     p.add_argument("--example", action="append", help="a sentence with [MASK] to show in the card (repeatable)")
-    p.add_argument("--half", action="store_true", help="store the weights in float16 (half the size; workbench loads them as float32)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT (the old one is kept as OUT.old-N)")
+    p.add_argument("--half", action="store_true",
+                   help="store the weights in float16 (half the size; workbench loads them as float32)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing OUT (the old one is kept as OUT.old-N)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="validation loss, perplexity and masked-token accuracy of a model",
-                       description="Evaluate a run, checkpoint or masked-LM directory on the validation split with fixed masks.")
+                       description="Evaluate a run, checkpoint or masked-LM directory on the validation split with "
+                       "fixed masks.")
     p.add_argument("model", help="run directory, checkpoint or model directory")
     p.add_argument("--batches", type=int, default=50, help="validation batches of 64 sequences")
     _add_common_config(p)
@@ -240,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("fill-mask", help="top-k predictions for a text with [MASK]",
-                       description="Predict the masked tokens of TEXT ([MASK] is translated to the model's own mask token).")
+                       description="Predict the masked tokens of TEXT ([MASK] is translated to the model's own mask "
+                       "token).")
     p.add_argument("model", help="run directory, model directory or hub id")
     p.add_argument("text", help='e.g. "the [MASK] of the united states"')
     p.add_argument("--top-k", type=int, default=5)
@@ -249,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("app", help="the Gradio app: fill-mask, attention, masking playground, training curves",
                        description="Start the Gradio app on 127.0.0.1 (no public link unless --share).")
-    p.add_argument("--model", help="model or run directory, or hub id (default: assets/default-model when shipped, else the newest run under --runs)")
+    p.add_argument("--model",
+                   help="model or run directory, or hub id (default: assets/default-model when shipped, else the "
+                   "newest run under --runs)")
     p.add_argument("--runs", default="runs", help="directory whose runs the app may list and open")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
@@ -266,7 +271,8 @@ def add_downstream_commands(sub) -> None:
     """Fine-tuning, classification and the contrastive objective (their flags come from FinetuneConfig
     and SimCSEConfig); the benchmark and the learning curve keep their hooks in workbench.experiments."""
     p = sub.add_parser("finetune", help="fine-tune a model for text classification",
-                       description="Fine-tune a pre-trained run/model on a built-in task (sentiment, spam, trec, bbc), a "
+                       description="Fine-tune a pre-trained run/model on a built-in task (sentiment, spam, trec, bbc), "
+                       "a "
                        "CSV/JSONL file or folder, or hf:NAME; writes a run directory with metrics, checkpoints, the "
                        "final classifier, test metrics and test predictions.")
     add_finetune_arguments(p)
@@ -299,7 +305,8 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", default=None, help="run directory, checkpoint, model directory or hub id")
     parser.add_argument("--out", "-o", default=None, help="run directory (default: runs/finetune-TASK-STRATEGY)")
     parser.add_argument("--config", default=None, help="YAML/JSON file with FinetuneConfig values (flags override it)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory (kept as RUN.old-N)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run directory (kept as RUN.old-N)")
     parser.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     C.add_arguments(parser, C.FinetuneConfig, skip=("model", "train.packing", "train.eval_batches"))
@@ -343,21 +350,25 @@ def add_simcse_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="pre-trained run directory, checkpoint or model directory")
     parser.add_argument("--out", "-o", default=None, help="run directory (default: runs/simcse-MODELNAME)")
     parser.add_argument("--config", default=None, help="YAML/JSON file with SimCSEConfig values (flags override it)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory (kept as RUN.old-N)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run directory (kept as RUN.old-N)")
     parser.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--query", default=None, help="also print the nearest corpus sentences to this text, before and after")
+    parser.add_argument("--query", default=None,
+                        help="also print the nearest corpus sentences to this text, before and after")
     C.add_arguments(parser, C.SimCSEConfig, skip=("train.packing", "data.streaming"))
 
 
 def cmd_simcse(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, C.SimCSEConfig)
     out = args.out or str(Path("runs") / f"simcse-{Path(args.model).name}")
-    s = simcse.train_simcse(args.model, out, cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    s = simcse.train_simcse(args.model, out, cfg, resume=args.resume, overwrite=args.overwrite,
+                            progress=not args.no_progress)
     r = s["retrieval"]
     key = f"precision_at_{r['k']}"
     print(f"{r['task']} test retrieval precision@{r['k']}: before {r['before'][key]:.4f}, after {r['after'][key]:.4f} "
-          f"(chance {r['after']['chance']:.4f}); {s['steps']} steps, {s['train_time']:.0f}s; model in {Path(out) / runs.MODEL}")
+          f"(chance {r['after']['chance']:.4f}); {s['steps']} steps, {s['train_time']:.0f}s; model in "
+          f"{Path(out) / runs.MODEL}")
     if args.query:
         corpus = load_corpus(cfg.data, seed=cfg.train.seed)
         sample = simcse.corpus_sentences(corpus["validation"]["text"], 2000, cfg.train.seed, cfg.min_words)
@@ -374,11 +385,7 @@ def _short_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import warnings
-
     warnings.formatwarning = _short_warning
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars; ours stay
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)

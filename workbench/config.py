@@ -138,7 +138,8 @@ ARCHITECTURES = ("bert", "preln", "modernbert")
 RECIPE_LOCAL_WINDOW = 8  # the recipe's window (README: a 4-token window was no better at 0.5M tokens)
 # The original BERT recipe (post-LN, learned positions, dropout 0.1, plain initialisation): the
 # tutorials' reference and the `old` recipe of benchmarks/time_to_accuracy.py.
-ORIGINAL_BERT: dict[str, Any] = {"architecture": "bert", "dropout": 0.1, "output_bias": "zero", "embedding_init": "random"}  # post-LN BERT; pre-LN BERT; ModernBERT (pre-LN, RoPE, GeGLU)
+ORIGINAL_BERT: dict[str, Any] = {"architecture": "bert", "dropout": 0.1, "output_bias": "zero",
+                                 "embedding_init": "random"}  # post-LN BERT; pre-LN BERT; ModernBERT (pre-LN, RoPE, GeGLU)
 
 
 @dataclass
@@ -183,9 +184,11 @@ class ModelConfig:
         if hidden % heads:
             raise ConfigError(f"hidden size {hidden} is not divisible by {heads} heads")
         if (self.local_window or 0) < 0 or self.global_every < 1:
-            raise ConfigError(f"local_window must be >= 0 and global_every >= 1, got {self.local_window}, {self.global_every}")
+            raise ConfigError(f"local_window must be >= 0 and global_every >= 1, got {self.local_window}, "
+                              f"{self.global_every}")
         if self.local_window and self.architecture != "modernbert":
-            raise ConfigError("--local-window needs architecture modernbert (bert and preln have no local attention layers)")
+            raise ConfigError("--local-window needs architecture modernbert (bert and preln have no local attention "
+                              "layers)")
         if self.output_bias not in ("zero", "unigram"):
             raise ConfigError(f"output_bias must be zero or unigram, got {self.output_bias!r}")
         if self.embedding_init not in ("random", "ppmi-svd"):
@@ -251,7 +254,8 @@ class PretrainConfig:
             raise ConfigError(f"--seq-len {self.train.seq_len} is longer than the model's --max-position "
                               f"{self.model.max_position}")
         if self.objective != "mlm" and self.model.architecture != "bert" and not self.model.init_from:
-            raise ConfigError(f"objective {self.objective} needs architecture bert (BertForPreTraining): add --architecture bert; "
+            raise ConfigError(f"objective {self.objective} needs architecture bert (BertForPreTraining): add "
+                              "--architecture bert; "
                               f"got {self.model.architecture!r}")
 
 
@@ -316,7 +320,8 @@ def from_dict(cls: type, values: dict | None, base: Any = None) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}; known: "
+                          f"{', '.join(sorted(names))}")
     kwargs = {}
     types = _field_types(cls)
     for f in dataclasses.fields(cls):
@@ -542,8 +547,8 @@ class FinetuneConfig:
     layer_lr_decay: float = 1.0  # < 1: layer-wise learning-rate decay (layer l of L gets lr * decay^(L-l))
     # eval_every=0 means once per epoch here; save_every=0 saves only at the end
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        batch_size=32, seq_len=128, packing=False, lr=2e-4, weight_decay=0.01, warmup=0.1, schedule="linear", epochs=3.0,
-        eval_every=0, log_every=10, save_every=0, keep_checkpoints=1))
+        batch_size=32, seq_len=128, packing=False, lr=2e-4, weight_decay=0.01, warmup=0.1, schedule="linear",
+        epochs=3.0, eval_every=0, log_every=10, save_every=0, keep_checkpoints=1))
 
     def __post_init__(self) -> None:
         check_numbers(self)
@@ -574,8 +579,8 @@ class SimCSEConfig:
     k: int = 10
     # SimCSE (unsupervised): batch 64, max length 32, one pass, linear decay, no warm-up
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        batch_size=64, seq_len=32, packing=False, lr=5e-5, weight_decay=0.0, warmup=0.0, schedule="linear", epochs=1.0,
-        eval_every=100, eval_batches=4, log_every=10, save_every=500, keep_checkpoints=1))
+        batch_size=64, seq_len=32, packing=False, lr=5e-5, weight_decay=0.0, warmup=0.0, schedule="linear",
+        epochs=1.0, eval_every=100, eval_batches=4, log_every=10, save_every=500, keep_checkpoints=1))
 
     def __post_init__(self) -> None:
         check_numbers(self)

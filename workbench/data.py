@@ -27,6 +27,7 @@ from typing import Iterable, Iterator, Optional
 import datasets
 
 from .config import DataConfig
+from .loading import first_line
 
 DEFAULT_CORPUS = "news"
 TEXT_SUFFIXES = {".txt": "text", ".md": "text", ".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -119,7 +120,10 @@ def _expand_paths(specs: list[str]) -> dict[str, list[str]]:
         p = Path(spec).expanduser()
         if not p.exists():
             raise CorpusError(f"{spec}: no such file or folder")
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES) if p.is_dir() else [p]
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
+        else:
+            files = [p]
         if p.is_dir() and not files:
             raise CorpusError(f"{spec}: folder holds no .txt, .jsonl, .csv or .parquet files")
         for f in files:
@@ -140,7 +144,8 @@ def _check_utf8(files: list[str]) -> dict[str, int]:
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
-            n = data.decode("utf-8", errors="replace").count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+            replaced = data.decode("utf-8", errors="replace").count("\ufffd")
+            n = replaced - data.decode("utf-8", errors="ignore").count("\ufffd")
             bad[f] = n
     return bad
 
@@ -166,16 +171,18 @@ def _load_table_files(kind: str, files: list[str], column: str) -> list[tuple[st
                 text = Path(f).read_bytes().decode("utf-8", errors="replace")
                 rows = list(csv.DictReader(io.StringIO(text)))
                 if rows and column not in rows[0]:
-                    raise CorpusError(f"{f}: no column {column!r}; columns are {', '.join(rows[0].keys())} (use --text-column)")
+                    raise CorpusError(f"{f}: no column {column!r}; columns are {', '.join(rows[0].keys())} (use "
+                                      "--text-column)")
                 docs += [(f, r[column] or "") for r in rows]
                 continue
             ds = datasets.load_dataset(kind, data_files=[f], split="train")
         except CorpusError:
             raise
         except Exception as e:  # datasets wraps parse errors in several types
-            raise CorpusError(f"{f}: cannot be read as {kind} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+            raise CorpusError(f"{f}: cannot be read as {kind} ({first_line(e)})") from None
         if column not in ds.column_names:
-            raise CorpusError(f"{f}: no column {column!r}; columns are {', '.join(ds.column_names)} (use --text-column)")
+            raise CorpusError(f"{f}: no column {column!r}; columns are {', '.join(ds.column_names)} "
+                              "(use --text-column)")
         docs += [(f, t if isinstance(t, str) else "") for t in ds[column]]
     return docs
 
@@ -199,7 +206,8 @@ def load_hub_dataset(name: str, text_column: str = "text", split: Optional[str] 
     """`hf:NAME` -> a dataset through `datasets.load_dataset`: a hub id (needs a network), a local
     dataset folder (data files, or a hub snapshot), or a folder written by `save_to_disk`."""
     path = Path(name).expanduser()
-    if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists() and (path / "state.json").exists():
+    saved_split = (path / "dataset_info.json").exists() and (path / "state.json").exists()
+    if (path / "dataset_dict.json").exists() or saved_split:
         ds = datasets.load_from_disk(str(path))
     else:
         candidates = [(str(path), None)] if path.is_dir() else _hub_candidates(name)
@@ -212,7 +220,7 @@ def load_hub_dataset(name: str, text_column: str = "text", split: Optional[str] 
                 error = e
         else:
             raise CorpusError(
-                f"hf:{name}: cannot load ({type(error).__name__}: {str(error).splitlines()[0][:200]}). "
+                f"hf:{name}: cannot load ({first_line(error)}). "
                 "Hub datasets need a network; a local copy works too: hf:/path/to/saved_dataset"
             ) from None
     if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)) and split:
@@ -240,7 +248,8 @@ def load_corpus(cfg: DataConfig | None = None, seed: int = 0) -> datasets.Datase
             ds = load_hub_dataset(spec[3:], cfg.text_column)
             if isinstance(ds, datasets.DatasetDict):
                 for split_name, part in ds.items():
-                    hub_splits.setdefault("validation" if split_name in ("validation", "test") else "train", []).extend(part[cfg.text_column])
+                    hub_splits.setdefault("validation" if split_name in ("validation", "test") else "train",
+                                          []).extend(part[cfg.text_column])
             else:
                 docs += ds[cfg.text_column]
         else:
@@ -287,7 +296,10 @@ def stream_corpus(cfg: DataConfig) -> datasets.IterableDataset:
     for spec in specs:
         if spec.startswith("hf:"):
             ds = load_hub_dataset(spec[3:], cfg.text_column, split="train", streaming=True)
-            parts.append(ds.select_columns([cfg.text_column]).rename_column(cfg.text_column, "text") if cfg.text_column != "text" else ds.select_columns(["text"]))
+            if cfg.text_column != "text":
+                parts.append(ds.select_columns([cfg.text_column]).rename_column(cfg.text_column, "text"))
+            else:
+                parts.append(ds.select_columns(["text"]))
         else:
             for kind, files in _expand_paths([spec]).items():
                 ds = datasets.load_dataset(kind, data_files=files, split="train", streaming=True)

@@ -40,10 +40,12 @@ def _attention_fast_dropout(module, query, key, value, attention_mask, scaling=N
     """transformers' attention-function signature: SDPA when there is no dropout (evaluation), else
     softmax(q k^T * scale + mask) with fast_dropout, then @ v (what SDPA's unfused path computes)."""
     if not dropout:
-        return ALL_ATTENTION_FUNCTIONS["sdpa"](module, query, key, value, attention_mask, scaling=scaling, dropout=0.0, **kwargs)
+        return ALL_ATTENTION_FUNCTIONS["sdpa"](module, query, key, value, attention_mask, scaling=scaling, dropout=0.0,
+                                               **kwargs)
     scores = torch.matmul(query, key.transpose(2, 3)) * (query.size(-1) ** -0.5 if scaling is None else scaling)
     if attention_mask is not None:
-        scores = (scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min) if attention_mask.dtype == torch.bool
+        scores = (scores.masked_fill(~attention_mask,
+                                     torch.finfo(scores.dtype).min) if attention_mask.dtype == torch.bool
                   else scores + attention_mask)
     weights = fast_dropout(torch.softmax(scores, dim=-1), dropout)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights

@@ -85,7 +85,8 @@ def embed(model: torch.nn.Module, tokenizer, texts: Sequence[str] | str, batch_s
     out = torch.empty(len(texts), hidden_size(model))
     for start in range(0, len(texts), batch_size):
         idx = order[start:start + batch_size]
-        enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                        return_tensors="pt")
         v = encode_batch(model, enc["input_ids"].to(device), enc["attention_mask"].to(device), pooling=pooling,
                          special_ids=special).float().cpu()
         out[idx] = F.normalize(v, dim=-1) if normalize else v
@@ -114,7 +115,9 @@ def nearest_neighbours(query: str, corpus_texts: Sequence[str], model, tokenizer
     (from `embed`) to search the same corpus repeatedly without re-encoding it."""
     if not corpus_texts:
         raise ValueError("the corpus to search is empty")
-    c = corpus_embeddings if corpus_embeddings is not None else embed(model, tokenizer, list(corpus_texts), pooling=pooling)
+    c = corpus_embeddings
+    if c is None:
+        c = embed(model, tokenizer, list(corpus_texts), pooling=pooling)
     q = embed(model, tokenizer, [query], pooling=pooling)[0]
     scores = F.normalize(c.float(), dim=-1) @ q
     top = torch.topk(scores, min(k, len(scores)))
@@ -162,7 +165,8 @@ def retrieval_report(model, tokenizer, texts: Sequence[str], labels: Sequence, k
     e = embed(model, tokenizer, list(texts), max_length=max_length, pooling=pooling)
     _, counts = np.unique(np.asarray(list(labels)), return_counts=True)
     share = counts / counts.sum()
-    return {f"precision_at_{k}": round(retrieval_precision_at_k(e, labels, k), 5), "uniformity": round(uniformity(e), 5),
+    return {f"precision_at_{k}": round(retrieval_precision_at_k(e, labels, k), 5),
+            "uniformity": round(uniformity(e), 5),
             "chance": round(float((share ** 2).sum()), 5), "examples": len(texts)}
 
 

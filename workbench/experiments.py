@@ -5,8 +5,9 @@ curve and the comparison of pre-training objectives at equal compute (notebook 0
     learning_curve("runs/mini", "sentiment", sizes=(100, 300, 1000, None))
 
 `benchmark` fine-tunes a pre-trained model and (with cfg.scratch) the same architecture from random
-weights on every task with the same budget and prints a GLUE-style table; `learning_curve` does it
-for growing training-set sizes; `compare_pretraining` pre-trains one short run per variant (objective,
+weights on every task, each with learning rates chosen on validation and several seeds, beside a
+bag-of-words baseline, and prints a GLUE-style table; `learning_curve` compares the two for growing
+training-set sizes; `compare_pretraining` pre-trains one short run per variant (objective,
 masking rate, strategy) and scores each with standard masks and a short fine-tuning.
 """
 
@@ -29,16 +30,25 @@ import pandas as pd
 import torch
 from transformers import AutoModelForMaskedLM
 
-from . import loading, runs
+from . import loading, plots, runs
 from .baselines import bag_of_words
-from .config import (BENCHMARK_PRESETS, BenchmarkConfig, MaskingConfig, PretrainConfig, TrainConfig, add_arguments,
-                     from_dict, load_config_file, overrides_from_args, to_dict)
+from .config import (
+    BENCHMARK_PRESETS,
+    BenchmarkConfig,
+    MaskingConfig,
+    PretrainConfig,
+    TrainConfig,
+    add_arguments,
+    from_dict,
+    load_config_file,
+    overrides_from_args,
+    to_dict,
+)
 from .data import load_corpus
 from .finetune import FinetuneConfig, FinetuneError, finetune
 from .masking import IGNORE_INDEX, Masker
 from .pretrain import MLMLoss, MLMTask, make_blocks, pretrain
 from .tasks import TaskError, known_tasks, load_task, subsample
-
 
 # ---- benchmark: pre-trained vs from scratch vs bag of words on every task ----------------------
 
@@ -244,8 +254,6 @@ def learning_curve(pretrained_path: str | Path, task: str = "sentiment",
     """Test score against training-set size, pre-trained vs from scratch. Each point trains for
     cfg.train.epochs epochs but at least `min_steps` steps (small sets need several passes); the
     samples are nested (a seeded shuffle's prefixes). Returns (results, plotly figure)."""
-    import plotly.graph_objects as go
-
     base = copy.deepcopy(cfg) if cfg is not None else FinetuneConfig()
     base.model, base.task = str(pretrained_path), task
     try:
@@ -279,13 +287,7 @@ def learning_curve(pretrained_path: str | Path, task: str = "sentiment",
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    fig = go.Figure()
-    xs = [r["size"] for r in results]
-    fig.add_trace(go.Scatter(x=xs, y=[r["pretrained"] for r in results], mode="lines+markers", name="pre-trained"))
-    if scratch:
-        fig.add_trace(go.Scatter(x=xs, y=[r["scratch"] for r in results], mode="lines+markers", name="from scratch"))
-    fig.update_layout(title=f"Learning curve: {task}", xaxis=dict(title="training examples", type="log"),
-                      yaxis_title=f"test {full.metric}")
+    fig = plots.learning_curve(results, task, full.metric, scratch=scratch)
     if out_dir is not None and tmp is None:
         (Path(out_dir) / "learning_curve.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return results, fig
@@ -297,7 +299,8 @@ def mlm_eval_standard(run_dir: str | Path, corpus, seq_len: int = 128, batches: 
     """MLM validation metrics of a run's model with *standard* masking (15% tokens, 80/10/10) on packed
     validation blocks, so runs trained with other masking rates or strategies are scored alike."""
     model, tokenizer = loading.load(AutoModelForMaskedLM, run_dir, error=runs.RunError)
-    blocks = make_blocks(corpus["validation"], tokenizer, TrainConfig(seq_len=seq_len, packing=True), "tokenize validation")
+    blocks = make_blocks(corpus["validation"], tokenizer, TrainConfig(seq_len=seq_len, packing=True),
+                         "tokenize validation")
     task = MLMTask(blocks, blocks, Masker.from_tokenizer(tokenizer, MaskingConfig(seed=seed)), batch_size=1, seed=seed,
                    eval_batches=batches)
     module = MLMLoss(model).eval()
@@ -306,7 +309,8 @@ def mlm_eval_standard(run_dir: str | Path, corpus, seq_len: int = 128, batches: 
         for start in range(0, len(task.val_fixed["input_ids"]), task.eval_batch_size):
             b = {k: v[start:start + task.eval_batch_size] for k, v in task.val_fixed.items()}
             l, c = module.predict(**b)
-            loss, correct, count = loss + float(l), correct + float(c), count + float((b["labels"] != IGNORE_INDEX).sum())
+            loss, correct = loss + float(l), correct + float(c)
+            count += float((b["labels"] != IGNORE_INDEX).sum())
     return {"mlm15_loss": round(loss / max(count, 1), 4), "mlm15_accuracy": round(correct / max(count, 1), 4)}
 
 
@@ -330,11 +334,14 @@ def compare_pretraining(variants: dict[str, dict], base: PretrainConfig, out_dir
         fcfg = FinetuneConfig(model=model, task=finetune_task, from_scratch=scratch, train_examples=finetune_examples,
                               eval_examples=200)
         fcfg.train.max_steps, fcfg.train.epochs = finetune_steps, None
-        fcfg.train.seq_len, fcfg.train.lr, fcfg.train.seed = finetune_seq_len, finetune_lr, seed
-        fcfg.train.precision, fcfg.train.device, fcfg.train.threads = base.train.precision, base.train.device, base.train.threads
+        fcfg.train.seq_len, fcfg.train.lr = finetune_seq_len, finetune_lr
+        fcfg.train.seed = seed
+        fcfg.train.precision, fcfg.train.device = base.train.precision, base.train.device
+        fcfg.train.threads = base.train.threads
         with contextlib.redirect_stdout(io.StringIO()):  # one line per variant is printed below instead
             s = finetune(fcfg, run, overwrite=True, progress=False, task_data=task_data)
-        return {"downstream_accuracy": round(s["test"]["accuracy"], 4), "downstream_macro_f1": round(s["test"]["macro_f1"], 4)}
+        return {"downstream_accuracy": round(s["test"]["accuracy"], 4),
+                "downstream_macro_f1": round(s["test"]["macro_f1"], 4)}
 
     rows = []
     first_run = None
@@ -359,8 +366,10 @@ def compare_pretraining(variants: dict[str, dict], base: PretrainConfig, out_dir
                   f"{row['mlm15_accuracy']:.3f}; {finetune_task} test accuracy {row['downstream_accuracy']:.3f} "
                   f"({row['wall_s']:.0f}s)", flush=True)
     if scratch_baseline and first_run is not None:
-        row = {"variant": "no pre-training", "objective": "-", "mask_rate": None, "strategy": "-", "steps": 0, "tokens": 0,
-               "train_s": 0.0, "val_mlm_accuracy": None, "val_pair_accuracy": None, "mlm15_loss": None, "mlm15_accuracy": None}
+        row = {"variant": "no pre-training", "objective": "-", "mask_rate": None, "strategy": "-", "steps": 0,
+               "tokens": 0,
+               "train_s": 0.0, "val_mlm_accuracy": None, "val_pair_accuracy": None, "mlm15_loss": None,
+               "mlm15_accuracy": None}
         row.update(ft(str(first_run), out / "no-pretraining" / "finetune", base.train.seed, scratch=True))
         rows.append(row)
     return pd.DataFrame(rows).set_index("variant")

@@ -46,7 +46,6 @@ from .metrics import classification_metrics
 from .tasks import TaskData, TaskError, load_task
 from .training import Callback, batch_indices, finish_run, make_accelerator, start_run, train, write_run_config
 
-
 # ---- encoding and the task the engine trains ----------------------------------------------------
 
 def encode_split(ds, tokenizer, max_length: int) -> dict[str, list]:
@@ -106,7 +105,8 @@ class ClassificationLoss(torch.nn.Module):
 
 
 @torch.no_grad()
-def predict_logits(core: ClassificationLoss, encoded: dict[str, list], pad_id: int, device, batch_size: int = 64) -> np.ndarray:
+def predict_logits(core: ClassificationLoss, encoded: dict[str, list], pad_id: int, device,
+                   batch_size: int = 64) -> np.ndarray:
     """Logits [examples, labels] in the original order; batches are formed by length (little padding)."""
     n = len(encoded["input_ids"])
     order = sorted(range(n), key=lambda i: len(encoded["input_ids"][i]))
@@ -178,7 +178,8 @@ class ClassificationTask:
         y = np.asarray(self.val_enc["labels"])
         loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)))
         m = classification_metrics(y, logits.argmax(-1), self.label_names)
-        return {"val_loss": round(loss, 5), "val_accuracy": round(m["accuracy"], 5), "val_macro_f1": round(m["macro_f1"], 5)}
+        return {"val_loss": round(loss, 5), "val_accuracy": round(m["accuracy"], 5),
+                "val_macro_f1": round(m["macro_f1"], 5)}
 
 
 # ---- models ---------------------------------------------------------------------------------------
@@ -228,7 +229,8 @@ def apply_strategy(model, strategy: str, freeze_layers: int = 0) -> list[torch.n
         return []
     emb, layers = encoder_parts(model)
     if emb is None or not layers:
-        raise FinetuneError(f"cannot find the embeddings and layers of {type(model).__name__} to freeze; use strategy full")
+        raise FinetuneError(f"cannot find the embeddings and layers of {type(model).__name__} to freeze; use strategy "
+                            "full")
     n = len(layers) if strategy == "frozen" else freeze_layers
     if n > len(layers):
         raise FinetuneError(f"freeze_layers={n} but the model has only {len(layers)} layers")
@@ -260,11 +262,13 @@ def write_predictions(path: str | Path, split, label_names: Sequence[str], probs
     pair = "text_pair" in split.column_names
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["text"] + (["text_pair"] if pair else []) + ["label", "prediction", "correct"] + [f"p_{n}" for n in label_names])
+        w.writerow(["text"] + (["text_pair"] if pair else []) + ["label", "prediction", "correct"]
+                   + [f"p_{n}" for n in label_names])
         for i, row in enumerate(split):
             pred = int(probs[i].argmax())
             w.writerow([row["text"]] + ([row["text_pair"]] if pair else []) +
-                       [label_names[row["label"]], label_names[pred], int(pred == row["label"])] + [f"{p:.5f}" for p in probs[i]])
+                       [label_names[row["label"]], label_names[pred],
+                        int(pred == row["label"])] + [f"{p:.5f}" for p in probs[i]])
 
 
 def finetune(cfg: FinetuneConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
@@ -298,9 +302,11 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, *, resume: bool = False, 
         train_cfg.eval_every = task.steps_per_epoch()
     counts = parameter_counts(model)
     accelerator.print(
-        f"{task_data.name}: {len(task_data['train']):,} train / {len(val):,} validation / {len(task_data['test']):,} test; "
+        f"{task_data.name}: {len(task_data['train']):,} train / {len(val):,} validation / {len(task_data['test']):,} "
+                      "test; "
         f"{len(task_data.label_names)} labels; model {counts['parameters'] / 1e6:.2f}M parameters, "
-        f"{counts['trainable_parameters'] / 1e6:.2f}M trainable ({cfg.strategy}{', from scratch' if cfg.from_scratch else ''})")
+        f"{counts['trainable_parameters'] / 1e6:.2f}M trainable "
+                      f"({cfg.strategy}{', from scratch' if cfg.from_scratch else ''})")
     summary = train(model, task, train_cfg, run_dir, resume=resume, callbacks=callbacks, accelerator=accelerator,
                     progress=progress, desc=f"finetune {task_data.name}")
     # test metrics with the final model
@@ -308,7 +314,8 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, *, resume: bool = False, 
     module.eval()
     test = task_data["test"]
     with accelerator.autocast():
-        logits = predict_logits(module, encode_split(test, tokenizer, seq_len), tokenizer.pad_token_id, accelerator.device)
+        logits = predict_logits(module, encode_split(test, tokenizer, seq_len), tokenizer.pad_token_id,
+                                accelerator.device)
     probs = torch.from_numpy(logits).softmax(-1).numpy()
     test_metrics = classification_metrics(list(test["label"]), probs.argmax(-1), task_data.label_names)
     test_metrics["primary_metric"] = task_data.metric
@@ -317,7 +324,8 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, *, resume: bool = False, 
     summary.update(task=task_data.name, metric=task_data.metric, strategy=cfg.strategy, from_scratch=cfg.from_scratch,
                    model=cfg.model, train_examples=len(task_data["train"]),
                    test={k: test_metrics[k] for k in ("accuracy", "macro_f1", "score")},
-                   wall_time=round(time.perf_counter() - t_start, 2), cpu_time=round(time.process_time() - cpu_start, 2),
+                   wall_time=round(time.perf_counter() - t_start, 2),
+                   cpu_time=round(time.process_time() - cpu_start, 2),
                    run_dir=str(run_dir))
     if accelerator.is_main_process:
         write_predictions(run_dir / "predictions_test.csv", test, task_data.label_names, probs)

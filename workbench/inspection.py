@@ -38,7 +38,8 @@ def architectures(path: str | Path) -> list[str]:
     tell masked-LM checkpoints from fine-tuned classifiers without loading weights."""
     try:
         model_dir, _ = runs.resolve_model_dir(path)
-        return list(json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8")).get("architectures") or [])
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+        return list(config.get("architectures") or [])
     except (runs.RunError, OSError, ValueError):
         return []
 
@@ -201,7 +202,8 @@ class Reconstruction:
 
 
 @torch.inference_mode()
-def reconstruct(model, tokenizer, text: str, cfg: MaskingConfig | None = None, seed: int | None = None) -> Reconstruction:
+def reconstruct(model, tokenizer, text: str, cfg: MaskingConfig | None = None,
+                seed: int | None = None) -> Reconstruction:
     """Corrupt `text` exactly as masking.mask_text does (same Masker, same generator), run the model
     on the corrupted ids and compare its guess with the original token at every predicted position."""
     cfg = cfg or MaskingConfig()

@@ -56,7 +56,9 @@ def resolve(path_or_hub_id: str | Path, error: type[ValueError] = LoadError) -> 
     if not text:
         raise error("no model given: pass a run directory, a model directory or a hub id")
     p = Path(text).expanduser()
-    if not (p.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1):
+    # a name whose folder exists here (runs/mni beside runs/) is a mistyped path, not a hub id
+    local_parent = len(p.parts) > 1 and p.parent.is_dir()
+    if not (p.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1 or local_parent):
         return text, text
     try:
         model_dir, tok_dir = runs.resolve_model_dir(p)
@@ -99,10 +101,32 @@ def load_model(auto_cls, path_or_hub_id: str | Path, *, eager: bool = False, err
         raise error(f"{path_or_hub_id}: cannot load {what} ({first_line(e)})") from None
 
 
+# What a saved model is, from its config's `architectures`: the head a use needs. A fine-tuned
+# classifier has no masked-LM head (fill-mask would run a random one) and a masked LM has no trained
+# classification head (classify would give random labels), so each is refused by name.
+HEADS = {"AutoModelForMaskedLM": (("ForMaskedLM", "ForPreTraining"), "a masked language model"),
+         "AutoModelForSequenceClassification": (("ForSequenceClassification",), "a fine-tuned sequence classifier")}
+
+
+def check_kind(auto_cls, path_or_hub_id: str | Path, error: type[ValueError] = LoadError) -> None:
+    """Raise `error` when the model's config names architectures without the head `auto_cls` needs.
+    Configs without `architectures` pass (nothing to go on)."""
+    wanted = HEADS.get(getattr(auto_cls, "__name__", ""))
+    if wanted is None:
+        return
+    archs = list(getattr(load_config(path_or_hub_id, error), "architectures", None) or [])
+    if archs and not any(a.endswith(wanted[0]) for a in archs):
+        other = next((desc for suffixes, desc in HEADS.values() if any(a.endswith(suffixes) for a in archs)), None)
+        hint = (" (fine-tune it first: workbench finetune MODEL --task ...)" if wanted[0] == ("ForSequenceClassification",)
+                else " (use the pre-trained model it was fine-tuned from)")
+        raise error(f"{path_or_hub_id} is a {', '.join(archs)}{f' ({other})' if other else ''}, not {wanted[1]}{hint}")
+
+
 def load(auto_cls, path_or_hub_id: str | Path, *, eager: bool = False, error: type[ValueError] = LoadError,
          what: str = "a model", **kwargs):
-    """(model in eval mode, tokenizer): `load_tokenizer` then `load_model`."""
+    """(model in eval mode, tokenizer): `load_tokenizer` then `load_model`, after `check_kind`."""
     tokenizer = load_tokenizer(path_or_hub_id, error)
+    check_kind(auto_cls, path_or_hub_id, error)
     model = load_model(auto_cls, path_or_hub_id, eager=eager, error=error, what=what, **kwargs)
     model.eval()
     return model, tokenizer

@@ -7,11 +7,18 @@ from pathlib import Path
 
 import torch
 from transformers import (
-    AutoModelForMaskedLM, BertConfig, BertForMaskedLM, BertForPreTraining, ModernBertConfig, ModernBertForMaskedLM,
-    RobertaPreLayerNormConfig, RobertaPreLayerNormForMaskedLM,
+    AutoModelForMaskedLM,
+    BertConfig,
+    BertForMaskedLM,
+    BertForPreTraining,
+    ModernBertConfig,
+    ModernBertForMaskedLM,
+    RobertaPreLayerNormConfig,
+    RobertaPreLayerNormForMaskedLM,
 )
 
 from .config import ModelConfig
+from .loading import first_line
 
 
 class ModelError(ValueError):
@@ -34,8 +41,10 @@ def model_config(cfg: ModelConfig, tokenizer) -> BertConfig | RobertaPreLayerNor
             intermediate_size=ff, max_position_embeddings=cfg.max_position, layer_types=_layer_types(cfg, layers),
             local_attention=max(2, cfg.attention_window()),
             embedding_dropout=cfg.dropout, attention_dropout=cfg.dropout, mlp_dropout=cfg.dropout,
-            pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
-            bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, mask_token_id=tokenizer.mask_token_id)
+            pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id,
+                                sep_token_id=tokenizer.sep_token_id,
+            bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                                mask_token_id=tokenizer.mask_token_id)
     if cfg.architecture == "preln":
         # RoBERTa-style position ids start after padding_idx, so the table needs pad_id + 1 more rows
         # for the same usable length.
@@ -66,7 +75,7 @@ def build_mlm_model(cfg: ModelConfig, tokenizer, with_sentence_head: bool = Fals
                 return BertForPreTraining.from_pretrained(cfg.init_from, dtype=torch.float32)
             return AutoModelForMaskedLM.from_pretrained(cfg.init_from, dtype=torch.float32)
         except Exception as e:
-            raise ModelError(f"{cfg.init_from}: cannot load a masked-LM checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+            raise ModelError(f"{cfg.init_from}: cannot load a masked-LM checkpoint ({first_line(e)})") from None
     config = model_config(cfg, tokenizer)
     if cfg.architecture != "bert" and with_sentence_head:
         raise ModelError("sentence-pair objectives (NSP/SOP) need architecture 'bert' (BertForPreTraining)")

@@ -11,7 +11,6 @@ adds the PNG copies to executed notebooks before they are committed (see noteboo
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import sys
@@ -72,7 +71,8 @@ def notebook_run_dir(name: str) -> Path:
 
 # ---- a model to fine-tune or inspect ---------------------------------------------------------------
 
-def find_model(prefer: Sequence[str] = ("assets/default-model", "runs/notebook-03", "runs/notebook-quick-model")) -> Optional[Path]:
+def find_model(prefer: Sequence[str] = ("assets/default-model", "runs/notebook-03",
+                                        "runs/notebook-quick-model")) -> Optional[Path]:
     """The first of `prefer` (relative to the repository root) that holds a finished masked-LM model."""
     for rel in prefer:
         p = repo_root() / rel
@@ -180,7 +180,8 @@ class LivePlot:
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 
-def add_png_fallbacks(paths: Sequence[str | Path], width: int = 860, chromium: str = "/usr/bin/chromium") -> dict[str, int]:
+def add_png_fallbacks(paths: Sequence[str | Path], width: int = 860,
+                      chromium: str = "/usr/bin/chromium") -> dict[str, int]:
     """Give every plotly output of the notebooks an image/png rendering beside its plotly JSON, drawn
     by plotly.js in headless Chromium (Playwright). JupyterLab still shows the interactive figure
     (its renderer ranks first); a code host, which runs no JavaScript, shows the PNG. Returns the
@@ -208,7 +209,8 @@ def add_png_fallbacks(paths: Sequence[str | Path], width: int = 860, chromium: s
                     h = int(layout.get("height") or 450)
                     w = int(layout.get("width") or width)
                     url = page.evaluate(
-                        "async ([d, l, w, h]) => Plotly.toImage({data: d, layout: l}, {format: 'png', width: w, height: h})",
+                        "async ([d, l, w, h]) => Plotly.toImage({data: d, layout: l}, {format: 'png', width: w, "
+                                        "height: h})",
                         [spec.get("data") or [], layout, w, h])
                     data["image/png"] = url.split(",", 1)[1]
                     out.setdefault("metadata", {})["image/png"] = {"width": w, "height": h}

@@ -142,7 +142,8 @@ def segment_documents(texts: Sequence[str], tokenizer, max_segment: int, batch_s
             owner.append(d)
     token_lists: list[list[int]] = []
     for start in range(0, len(sentences), batch_size):
-        token_lists += tokenizer(sentences[start:start + batch_size], add_special_tokens=False, verbose=False)["input_ids"]
+        token_lists += tokenizer(sentences[start:start + batch_size], add_special_tokens=False,
+                                 verbose=False)["input_ids"]
     per_doc: dict[int, list[list[int]]] = {}
     for d, toks in zip(owner, token_lists):
         for k in range(0, len(toks), max_segment):
@@ -159,7 +160,8 @@ def segment_documents(texts: Sequence[str], tokenizer, max_segment: int, batch_s
         doc_start.append(len(doc))
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return Segments(np.asarray(ids, dtype=np.int64), offsets, np.asarray(doc, dtype=np.int64), np.asarray(doc_start, dtype=np.int64))
+    return Segments(np.asarray(ids, dtype=np.int64), offsets, np.asarray(doc, dtype=np.int64),
+                    np.asarray(doc_start, dtype=np.int64))
 
 
 def make_chunks(seg: Segments, max_body: int) -> np.ndarray:
@@ -363,7 +365,8 @@ class PairTask:
         core = accelerator.unwrap_model(module)
         n = len(self.val_fixed["input_ids"])
         rank, world = accelerator.process_index, accelerator.num_processes
-        sums = torch.zeros(6, device=accelerator.device)  # mlm loss, mlm correct, mlm count, pair loss, pair correct, pairs
+        # mlm loss, mlm correct, mlm count, pair loss, pair correct, pairs
+        sums = torch.zeros(6, device=accelerator.device)
         for start in range(rank * self.eval_batch_size, n, world * self.eval_batch_size):
             b = {k: v[start:start + self.eval_batch_size].to(accelerator.device) for k, v in self.val_fixed.items()}
             ml, mc, pl, pc = core.predict(**b)
@@ -415,4 +418,5 @@ def describe_pair(tokenizer, batch: dict[str, torch.Tensor], row: int = 0) -> di
     a = tokenizer.decode(ids[keep & (types == 0)].tolist())
     b = tokenizer.decode(ids[keep & (types == 1)].tolist())
     label = int(batch["next_sentence_label"][row])
-    return {"segment_a": a, "segment_b": b, "label": label, "meaning": "original / is next" if label == IS_NEXT else "swapped or random"}
+    return {"segment_a": a, "segment_b": b, "label": label,
+            "meaning": "original / is next" if label == IS_NEXT else "swapped or random"}

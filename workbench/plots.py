@@ -56,13 +56,15 @@ def attention_heatmap(tokens: Sequence[str], weights: np.ndarray, layer: Optiona
     """One attention map: rows are the attending (query) tokens, columns the attended (key) tokens."""
     m = select_attention(weights, layer, head)
     fig = go.Figure(go.Heatmap(
-        z=m, x=list(range(len(tokens))), y=list(range(len(tokens))), colorscale="Blues", zmin=0, zmax=float(m.max()) or 1,
+        z=m, x=list(range(len(tokens))), y=list(range(len(tokens))), colorscale="Blues", zmin=0,
+                               zmax=float(m.max()) or 1,
         customdata=[[[q, k] for k in tokens] for q in tokens],
         hovertemplate="%{customdata[0]} → %{customdata[1]}: %{z:.3f}<extra></extra>",
         colorbar=dict(title="weight"),
     ))
     size = max(320, min(720, 28 * len(tokens) + 160))
-    fig.update_layout(title=title or f"Attention, {_title(layer, head)}", height=size, margin=dict(l=80, r=20, t=50, b=80),
+    fig.update_layout(title=title or f"Attention, {_title(layer, head)}", height=size,
+                      margin=dict(l=80, r=20, t=50, b=80),
                       xaxis=_token_axis(tokens, title="attended token (key)", tickangle=-60),
                       yaxis=_token_axis(tokens, title="attending token (query)", autorange="reversed"))
     return fig
@@ -82,7 +84,8 @@ def attention_grid(tokens: Sequence[str], weights: np.ndarray, layer: int = 0, c
         r, c = divmod(h, cols)
         fig.add_trace(go.Heatmap(z=heads[h], x=idx, y=idx, coloraxis="coloraxis",
                                  customdata=[[[q, k] for k in tokens] for q in tokens],
-                                 hovertemplate=f"head {h + 1}: " + "%{customdata[0]} → %{customdata[1]}: %{z:.3f}<extra></extra>"),
+                                 hovertemplate=f"head {h + 1}: " + "%{customdata[0]} → %{customdata[1]}: "
+                                 "%{z:.3f}<extra></extra>"),
                       row=r + 1, col=c + 1)
     show_ticks = len(tokens) <= 24
     fig.update_xaxes(**_token_axis(tokens, tickangle=-60, tickfont=dict(size=9)), showticklabels=show_ticks)
@@ -148,7 +151,8 @@ def token_attention(tokens: Sequence[str], weights: np.ndarray, index: int, laye
     fig = go.Figure(go.Bar(x=list(range(len(tokens))), y=m[index], marker_color="#2563eb",
                            customdata=list(tokens), hovertemplate="%{customdata}: %{y:.3f}<extra></extra>"))
     fig.update_layout(title=f"Attention from token {index} ({tokens[index]}), {_title(layer, head)}", height=340,
-                      xaxis=_token_axis(tokens, tickangle=-60), yaxis=dict(title="weight", range=[0, max(1e-9, float(m[index].max())) * 1.1]),
+                      xaxis=_token_axis(tokens, tickangle=-60),
+                      yaxis=dict(title="weight", range=[0, max(1e-9, float(m[index].max())) * 1.1]),
                       margin=dict(l=60, r=20, t=50, b=80))
     return fig
 
@@ -193,7 +197,8 @@ def training_curves(runs: Mapping[str, Sequence[Mapping]], x: str = "step", y: s
                          if rec.get(metric) is not None and rec.get(x) is not None)
             if not pts:
                 continue
-            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers" if len(pts) < 30 else "lines",
+            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts],
+                                     mode="lines+markers" if len(pts) < 30 else "lines",
                                      name=name if len(ys) == 1 else f"{name}: {METRIC_LABELS.get(metric, metric)}",
                                      line=dict(color=PALETTE[r % len(PALETTE)], dash=dashes[j % len(dashes)])))
     label = METRIC_LABELS.get(ys[0], ys[0]) if len(ys) == 1 else ", ".join(METRIC_LABELS.get(m, m) for m in ys)
@@ -203,13 +208,15 @@ def training_curves(runs: Mapping[str, Sequence[Mapping]], x: str = "step", y: s
                       yaxis_type="log" if log_y else "linear", legend=dict(orientation="h", y=-0.2),
                       margin=dict(l=60, r=20, t=50, b=60))
     if not fig.data:
-        fig.add_annotation(text="no data yet for this metric", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.add_annotation(text="no data yet for this metric", showarrow=False, x=0.5, y=0.5, xref="paper",
+                           yref="paper")
     return fig
 
 
 # ---- evaluation ----------------------------------------------------------------------------------------
 
-def confusion_matrix(labels: Sequence[str], matrix: np.ndarray | Sequence[Sequence[float]], normalise: bool = False) -> go.Figure:
+def confusion_matrix(labels: Sequence[str], matrix: np.ndarray | Sequence[Sequence[float]],
+                     normalise: bool = False) -> go.Figure:
     """Rows are true labels, columns predicted labels; counts (or row shares) written in the cells."""
     m = np.asarray(matrix, dtype=float)
     if m.shape != (len(labels), len(labels)):
@@ -217,7 +224,8 @@ def confusion_matrix(labels: Sequence[str], matrix: np.ndarray | Sequence[Sequen
     if normalise:
         m = m / np.maximum(m.sum(1, keepdims=True), 1e-12)
     text = [[f"{v:.2f}" if normalise else f"{int(v)}" for v in row] for row in m]
-    fig = go.Figure(go.Heatmap(z=m, x=list(labels), y=list(labels), colorscale="Blues", text=text, texttemplate="%{text}",
+    fig = go.Figure(go.Heatmap(z=m, x=list(labels), y=list(labels), colorscale="Blues", text=text,
+                               texttemplate="%{text}",
                                hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
     fig.update_layout(title="Confusion matrix", xaxis_title="predicted", yaxis=dict(title="true", autorange="reversed"),
                       height=max(320, 60 * len(labels) + 160))
@@ -237,7 +245,8 @@ def embedding_scatter(points: np.ndarray, labels: Optional[Sequence] = None, tex
         idx = [j for j, l in enumerate(labels) if l == lab]
         fig.add_trace(go.Scatter(x=p[idx, 0], y=p[idx, 1], mode="markers", name=str(lab),
                                  marker=dict(color=PALETTE[i % len(PALETTE)], size=8, opacity=0.8),
-                                 text=[texts[j][:120] for j in idx], hovertemplate="%{text}<extra>" + str(lab) + "</extra>"))
+                                 text=[texts[j][:120] for j in idx],
+                                 hovertemplate="%{text}<extra>" + str(lab) + "</extra>"))
     fig.update_layout(title=title, xaxis_title="component 1", yaxis_title="component 2", height=480)
     return fig
 
@@ -247,4 +256,17 @@ def message_figure(text: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=dict(size=14))
     fig.update_layout(xaxis=dict(visible=False), yaxis=dict(visible=False), height=240, plot_bgcolor="white")
+    return fig
+
+
+def learning_curve(results: Sequence[Mapping], task: str, metric: str, scratch: bool = True) -> go.Figure:
+    """Test score against training-set size (log x axis): pre-trained and, with `scratch`, from
+    scratch; `results` are experiments.learning_curve's points ({size, pretrained, scratch})."""
+    fig = go.Figure()
+    xs = [r["size"] for r in results]
+    fig.add_trace(go.Scatter(x=xs, y=[r["pretrained"] for r in results], mode="lines+markers", name="pre-trained"))
+    if scratch:
+        fig.add_trace(go.Scatter(x=xs, y=[r["scratch"] for r in results], mode="lines+markers", name="from scratch"))
+    fig.update_layout(title=f"Learning curve: {task}", xaxis=dict(title="training examples", type="log"),
+                      yaxis_title=f"test {metric}")
     return fig

@@ -7,12 +7,11 @@ the final model with its tokenizer.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
-
-import dataclasses
 
 import datasets
 import numpy as np
@@ -24,8 +23,8 @@ from .config import MaskingConfig, PretrainConfig, TrainConfig, to_dict
 from .data import iter_texts, load_corpus
 from .masking import IGNORE_INDEX, Masker, generator_for
 from .model import build_mlm_model, mlm_parts, parameter_count
-from .probes import Probe, load_probes, score_probes
 from .pairs import make_pair_task
+from .probes import Probe, load_probes, score_probes
 from .tokenizer import load_tokenizer, train_tokenizer
 from .training import Callback, batch_indices, finish_run, start_run, train, write_run_config
 from .warmstart import apply_initialisation
@@ -77,7 +76,8 @@ def line_by_line(texts: Iterable[str], tokenizer, seq_len: int) -> tuple[torch.T
     return enc["input_ids"], enc["attention_mask"]
 
 
-def make_blocks(texts: datasets.Dataset, tokenizer, train_cfg: TrainConfig, desc: str = "tokenize") -> dict[str, torch.Tensor]:
+def make_blocks(texts: datasets.Dataset, tokenizer, train_cfg: TrainConfig,
+                desc: str = "tokenize") -> dict[str, torch.Tensor]:
     if train_cfg.packing:
         ids = tokenize(texts, tokenizer, desc)["input_ids"]
         return {"input_ids": pack(ids, train_cfg.seq_len, tokenizer.cls_token_id, tokenizer.sep_token_id)}
@@ -103,7 +103,8 @@ class MLMLoss(torch.nn.Module):
     def forward(self, input_ids, labels, attention_mask=None, **_) -> torch.Tensor:
         if self.parts is None:
             logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-            return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+            return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX,
+                                   reduction="sum")
         encoder, head = self.parts
         hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         picked = labels != IGNORE_INDEX
@@ -285,10 +286,12 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
         units = f"{len(train_blocks['input_ids']):,} blocks of {cfg.train.seq_len} tokens"
     torch.manual_seed(cfg.train.seed)
     model = build_mlm_model(cfg.model, tokenizer, with_sentence_head=cfg.objective != "mlm")
-    if not cfg.model.init_from and not resumed and (cfg.model.output_bias != "zero" or cfg.model.embedding_init != "random"):
+    warm_start = cfg.model.output_bias != "zero" or cfg.model.embedding_init != "random"
+    if not cfg.model.init_from and not resumed and warm_start:
         t_init = time.perf_counter()
         ids = torch.as_tensor(task.train.segments.ids) if cfg.objective != "mlm" else train_blocks["input_ids"]
-        done = apply_initialisation(model, _statistics_sample(ids, cfg.train.seq_len), output_bias=cfg.model.output_bias,
+        done = apply_initialisation(model, _statistics_sample(ids, cfg.train.seq_len),
+                                    output_bias=cfg.model.output_bias,
                                     embedding_init=cfg.model.embedding_init, special_ids=tokenizer.all_special_ids,
                                     seed=cfg.train.seed)
         accelerator.print(f"initialised from the corpus in {time.perf_counter() - t_init:.1f}s: "

@@ -44,7 +44,8 @@ def load_probes(path: Optional[str | Path] = None) -> list[Probe]:
             row = json.loads(line)
             text, answers = row["text"], row["answers"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ProbeError(f"{path}:{n}: expected {{\"text\": ..., \"answers\": [...]}} ({type(e).__name__})") from None
+            expected = '{"text": ..., "answers": [...]}'
+            raise ProbeError(f"{path}:{n}: expected {expected} ({type(e).__name__})") from None
         if text.count(MASK) != 1:
             raise ProbeError(f"{path}:{n}: a probe needs exactly one {MASK}, found {text.count(MASK)}")
         if isinstance(answers, str) or not answers or not all(isinstance(a, str) and a.strip() for a in answers):
@@ -74,7 +75,8 @@ class ProbeResult:
     top1: str  # the model's first prediction
 
     def as_dict(self) -> dict:
-        return {"text": self.text, "answers": self.answers, "p_answer": self.p_answer, "rank": self.rank, "top1": self.top1}
+        return {"text": self.text, "answers": self.answers, "p_answer": self.p_answer, "rank": self.rank,
+                "top1": self.top1}
 
 
 @dataclass
@@ -115,7 +117,8 @@ def score_probes(model, tokenizer, probes: Sequence[Probe], batch_size: int = 32
                 target = torch.tensor(ids, device=p.device)
                 best = p[target].max()
                 rank = int((p > best).sum()) + 1
-                results.append(ProbeResult(probe.text, tokenizer.convert_ids_to_tokens(ids), round(float(p[target].sum()), 6),
+                results.append(ProbeResult(probe.text, tokenizer.convert_ids_to_tokens(ids),
+                                           round(float(p[target].sum()), 6),
                                            rank, tokenizer.convert_ids_to_tokens(int(p.argmax()))))
     finally:
         model.train(was_training)

@@ -44,7 +44,8 @@ class RunError(ValueError):
 
 
 def is_model_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() and any(path.glob("*.safetensors")) or (path / "pytorch_model.bin").is_file()
+    weights = any(path.glob("*.safetensors"))
+    return (path / "config.json").is_file() and weights or (path / "pytorch_model.bin").is_file()
 
 
 _STEP_DIR = re.compile(r"step-(\d+)")  # checkpoints/step-00000500; not step-N.tmp or step-N.deleting
@@ -81,7 +82,8 @@ def resolve_model_dir(path: str | Path) -> tuple[Path, Path]:
     ckpt = latest_checkpoint(p)
     if ckpt is not None:
         return ckpt, p / TOKENIZER
-    raise RunError(f"{path}: neither a model directory (config.json + weights) nor a run with a model or a complete checkpoint")
+    raise RunError(f"{path}: neither a model directory (config.json + weights) nor a run with a model or a complete "
+                   "checkpoint")
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -103,7 +105,8 @@ def list_runs(runs_dir: str | Path) -> list[Path]:
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and ((p / METRICS).exists() or (p / MODEL).is_dir() or is_model_dir(p))]
+    found = [p for p in root.iterdir()
+             if p.is_dir() and ((p / METRICS).exists() or (p / MODEL).is_dir() or is_model_dir(p))]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
@@ -130,7 +133,8 @@ def _legacy_output(p: Path) -> bool:
     or a tokenizer directory."""
     if (p / CONFIG).is_file() and any((p / n).exists() for n in (METRICS, SUMMARY, CHECKPOINTS, TOKENIZER, MODEL)):
         return True
-    return any((p / n).is_file() for n in ("benchmark.json", "learning_curve.json", "tokenizer_config.json")) or is_model_dir(p)
+    return any((p / n).is_file() for n in ("benchmark.json", "learning_curve.json",
+                                           "tokenizer_config.json")) or is_model_dir(p)
 
 
 def made_by_workbench(path: str | Path) -> bool:
@@ -234,7 +238,8 @@ def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]
         f"# {run.name}: a {m['size']} masked language model ({model_cfg.get('model_type')})",
         "",
         f"Pre-trained from scratch by this project's own command; {model_cfg['num_hidden_layers']} layers, hidden "
-        f"{model_cfg['hidden_size']}, {model_cfg['num_attention_heads']} heads, vocabulary {model_cfg['vocab_size']:,}.",
+        f"{model_cfg['hidden_size']}, {model_cfg['num_attention_heads']} heads, "
+        f"vocabulary {model_cfg['vocab_size']:,}.",
         "",
         "## Made with",
         "",
@@ -249,12 +254,15 @@ def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]
         f"lower-case {cfg['tokenizer']['lowercase']} |",
         f"| masking | {k['mlm_probability']:.0%} of tokens ({k['mask_strategy']}), {k['mask_fraction']:.0%} [MASK] / "
         f"{k['random_fraction']:.0%} random / rest kept; masking seed {k['seed']} |",
-        f"| optimisation | batch {t['batch_size']} x {t['seq_len']} tokens, peak lr {t['lr']}, {t['schedule']} schedule, "
+        f"| optimisation | batch {t['batch_size']} x {t['seq_len']} tokens, peak lr {t['lr']}, {t['schedule']} "
+             "schedule, "
         f"warmup {t['warmup']:.0%}, dropout {m['dropout']}, training seed {t['seed']} |",
-        f"| training | {summary['steps']:,} steps, {summary['tokens']:,} tokens, {summary['train_time'] / 60:.1f} min of "
+        f"| training | {summary['steps']:,} steps, {summary['tokens']:,} tokens, {summary['train_time'] / 60:.1f} min "
+             "of "
         f"training at {summary['tokens_per_s']:,.0f} tokens/s on {summary['device']} ({summary['precision']}) |",
         f"| validation (fixed masks) | MLM loss {summary.get('val_loss', float('nan')):.3f}, perplexity "
-        f"{summary.get('val_perplexity', float('nan')):.1f}, masked-token accuracy {summary.get('val_accuracy', float('nan')):.1%} |",
+        f"{summary.get('val_perplexity', float('nan')):.1f}, masked-token accuracy "
+             f"{summary.get('val_accuracy', float('nan')):.1%} |",
         *(f"| {name} | {value} |" for name, value in extra_rows),
     ]
     if examples:
@@ -272,7 +280,8 @@ def export_model(run_dir: str | Path, dest: str | Path, overwrite: bool = False,
         raise RunError(f"{run_dir}: no final model in {src}")
     if not (Path(run_dir) / SUMMARY).exists() or not (Path(run_dir) / CONFIG).exists():
         raise RunError(f"{run_dir}: not a finished pre-training run (no summary.json or config.json)")
-    if not any(a.endswith("ForMaskedLM") for a in json.loads((src / "config.json").read_text()).get("architectures") or []):
+    architectures = json.loads((src / "config.json").read_text()).get("architectures") or []
+    if not any(a.endswith("ForMaskedLM") for a in architectures):
         raise RunError(f"{run_dir}: its model is not a masked language model (export is for pre-training runs)")
     if Path(dest).exists() and any(Path(dest).iterdir()) and not overwrite:
         raise RunError(f"{dest}: exists; use --overwrite to replace it (the old one is then kept as {dest}.old-N)")
@@ -287,7 +296,8 @@ def export_model(run_dir: str | Path, dest: str | Path, overwrite: bool = False,
 
         for f in out.glob("*.safetensors"):
             weights = load_file(str(f))
-            save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(f), metadata={"format": "pt"})
+            save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(f),
+                      metadata={"format": "pt"})
         config = json.loads((out / "config.json").read_text())
         config["dtype"] = "float16"
         (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")

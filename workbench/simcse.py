@@ -19,7 +19,6 @@ tok, a, b)` or `embeddings.nearest_neighbours(query, texts, model, tok)`: the em
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,8 +166,10 @@ class SimCSETask:
         return out
 
 
-def train_simcse(model_path: str | Path, out_dir: str | Path, cfg: Optional[SimCSEConfig] = None, *, resume: bool = False,
-                 overwrite: bool = False, progress: bool = True, callbacks: tuple = (), corpus=None, task_data=None) -> dict:
+def train_simcse(model_path: str | Path, out_dir: str | Path, cfg: Optional[SimCSEConfig] = None, *,
+                 resume: bool = False,
+                 overwrite: bool = False, progress: bool = True, callbacks: tuple = (), corpus=None,
+                 task_data=None) -> dict:
     """Unsupervised SimCSE on top of a pre-trained encoder (a run directory via runs.resolve_model_dir,
     or any AutoModel directory). Writes a run directory (config.json, tokenizer/, metrics.jsonl,
     checkpoints/, model/ = the contrastively trained encoder + tokenizer, summary.json, retrieval.json)
@@ -184,7 +185,8 @@ def train_simcse(model_path: str | Path, out_dir: str | Path, cfg: Optional[SimC
         model.pooler = None  # unused by mean pooling; keeps every parameter in the graph (DDP)
     drop = getattr(model.config, "hidden_dropout_prob", getattr(model.config, "dropout", None))
     if drop is not None and drop <= 0:
-        raise ConfigError("the encoder has no dropout, which is SimCSE's only augmentation: pass dropout=0.1 (--dropout 0.1)")
+        raise ConfigError("the encoder has no dropout, which is SimCSE's only augmentation: pass dropout=0.1 "
+                          "(--dropout 0.1)")
     corpus = corpus if corpus is not None else load_corpus(cfg.data, seed=cfg.train.seed)
     train_sents = corpus_sentences(corpus["train"]["text"], cfg.max_sentences, cfg.train.seed, cfg.min_words)
     val_sents = corpus_sentences(corpus["validation"]["text"], cfg.train.eval_batches * cfg.train.batch_size,
@@ -209,5 +211,6 @@ def train_simcse(model_path: str | Path, out_dir: str | Path, cfg: Optional[SimC
     after = retrieval_report(model, tokenizer, test_split["text"], test_split["label"], cfg.k, pooling=cfg.pooling)
     retrieval = {"task": task_data.name, "split": "test", "k": cfg.k, "before": before, "after": after}
     summary.update(retrieval=retrieval, sentences=len(train_sents), run_dir=str(run_dir), model=str(model_path))
-    finish_run(run_dir, accelerator, model=model, tokenizer=tokenizer, summary=summary, files={"retrieval.json": retrieval})
+    finish_run(run_dir, accelerator, model=model, tokenizer=tokenizer, summary=summary,
+               files={"retrieval.json": retrieval})
     return summary

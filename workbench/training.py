@@ -23,7 +23,6 @@ import math
 import os
 import pickle
 import random
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,6 +31,8 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 
 from . import runs
@@ -107,13 +108,11 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def make_accelerator(cfg: TrainConfig):
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {cfg.device!r}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but torch sees no CUDA device (is a CUDA build of torch installed?)")
+        raise ConfigError("--device cuda was asked for, but torch sees no CUDA device (is a CUDA build of torch "
+                          "installed?)")
     device = "cuda" if (cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         AcceleratorState._reset_state(True)  # a notebook may train twice with different precisions
@@ -259,7 +258,8 @@ def load_checkpoint(ckpt: Path, model, optimizer, accelerator) -> TrainState:
     tied = set(getattr(unwrapped, "all_tied_weights_keys", {}) or {})
     real_missing = [k for k in missing if k not in tied and "decoder" not in k and not k.endswith("predictions.bias")]
     if real_missing or unexpected:
-        raise runs.RunError(f"{ckpt}: checkpoint does not match the model (missing {real_missing[:3]}, unexpected {unexpected[:3]})")
+        raise runs.RunError(f"{ckpt}: checkpoint does not match the model (missing {real_missing[:3]}, unexpected "
+                            f"{unexpected[:3]})")
     if hasattr(unwrapped, "tie_weights"):
         unwrapped.tie_weights()
     # weights_only: a run directory someone sends you cannot run code when it is resumed
@@ -431,7 +431,8 @@ def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, cal
             loss = accelerator.reduce(running_loss, reduction="sum").item() / max(1, running_items)
             dt = state.train_time - last_log[2]
             record = {"kind": "train", "step": state.step, "time": round(state.train_time, 3), "tokens": state.tokens,
-                      "loss": round(loss, 5), "lr": lr, "tokens_per_s": round((state.tokens - last_log[1]) / max(dt, 1e-9), 1)}
+                      "loss": round(loss, 5), "lr": lr,
+                      "tokens_per_s": round((state.tokens - last_log[1]) / max(dt, 1e-9), 1)}
             emit("train", record)
             shown = {"loss": f"{loss:.3f}", "lr": f"{lr:.1e}", "tok_s": f"{record['tokens_per_s']:.0f}"}
             if budget:  # a time-budget run has no step total: show how much of the budget is spent

@@ -45,7 +45,8 @@ class AttentionHandlers:
             r = self.attention_result(text or "", model)
         except inspection.InspectionError as e:
             raise gr.Error(str(e)) from None
-        return {"tokens": r.tokens, "shape": list(r.weights.shape), "weights": r.weights.round(6).tolist(), "notice": r.notice}
+        return {"tokens": r.tokens, "shape": list(r.weights.shape), "weights": r.weights.round(6).tolist(),
+                "notice": r.notice}
 
     def attention_view(self, text: str, layer: int, head: str, token: Optional[str], model: str, warn: bool = True):
         """(heatmap, grid of heads, head view, selected-token bars, token picker update, message)."""
@@ -94,7 +95,8 @@ def build(layers: int, heads: int) -> dict:
     with gr.Tab("Attention", id="attention"):
         text = gr.Textbox(label="Sentence", value=ATTENTION_EXAMPLE, elem_id="attention-text")
         with gr.Row():
-            layer = gr.Slider(1, max(layers, 2), value=1, step=1, label="Layer")  # a slider needs min < max; views clamp
+            layer = gr.Slider(1, max(layers, 2), value=1, step=1,
+                              label="Layer")  # a slider needs min < max; views clamp
             head = gr.Dropdown(head_choices(heads), value=AVERAGE, label="Head")
             token = gr.Dropdown([ALL_TOKENS], value=ALL_TOKENS, label="Selected token (head view and bars)",
                                 allow_custom_value=True)

@@ -11,7 +11,8 @@ from typing import Callable, Optional
 from .. import inspection, runs
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "assets" / "default-model"
-NO_MODEL_HELP = ("No model to show yet. Train one with `workbench pretrain --preset mini --time-budget 2m --out runs/demo` "
+NO_MODEL_HELP = ("No model to show yet. Train one with `workbench pretrain --preset mini --time-budget 2m --out "
+                 "runs/demo` "
                  "(or `make demo`), then pick it above or restart with `workbench app --model runs/demo`.")
 
 

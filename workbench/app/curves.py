@@ -47,7 +47,8 @@ def _summary_rows(data: dict[str, list[dict]]) -> list[list]:
         train = [r for r in recs if r.get("kind") == "train"]
         ev = [r for r in recs if r.get("kind") == "eval"]
         last_t, last_e = (train[-1] if train else {}), (ev[-1] if ev else {})
-        out.append([name, max((r.get("step", 0) for r in recs), default=0), max((r.get("tokens", 0) for r in recs), default=0),
+        out.append([name, max((r.get("step", 0) for r in recs), default=0),
+                    max((r.get("tokens", 0) for r in recs), default=0),
                     _round(last_t.get("loss")), _round(last_e.get("val_loss")), _round(last_e.get("val_perplexity")),
                     _round(last_e.get("val_accuracy"))])
     return out
@@ -72,7 +73,8 @@ def build(wb, live_every: float) -> dict:
     with gr.Tab("Training", id="training"):
         metric_runs = wb.metric_runs()
         with gr.Row():
-            run_names = gr.Dropdown(metric_runs, value=metric_runs[:1], multiselect=True, label=f"Runs under {wb.runs_dir}",
+            run_names = gr.Dropdown(metric_runs, value=metric_runs[:1], multiselect=True,
+                                    label=f"Runs under {wb.runs_dir}",
                                     scale=3)
             x = gr.Radio(list(plots.X_LABELS), value="step", label="x axis")
             y = gr.Dropdown(METRICS_Y, value="loss", label="metric")
@@ -81,7 +83,8 @@ def build(wb, live_every: float) -> dict:
             live = gr.Checkbox(value=True, label=f"live refresh every {live_every:g} s")
         msg = gr.Markdown()
         plot = gr.Plot(label="Curves", elem_id="training-plot")
-        table = gr.Dataframe(headers=["run", "step", "tokens", "train loss", "val loss", "val perplexity", "val accuracy"],
+        table = gr.Dataframe(headers=["run", "step", "tokens", "train loss", "val loss", "val perplexity",
+                                      "val accuracy"],
                              label="Latest values", interactive=False)
         timer = gr.Timer(live_every, active=True)
     return {"runs": run_names, "x": x, "y": y, "refresh": refresh, "live": live, "msg": msg, "plot": plot,

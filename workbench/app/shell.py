@@ -27,7 +27,8 @@ class Workbench(fill_mask.FillMaskHandlers, attention.AttentionHandlers, playgro
         self._init_similarity(neighbour_corpus)
 
 
-def build_app(model: Optional[str | Path] = None, runs_dir: str | Path = "runs", classifier: Optional[str | Path] = None,
+def build_app(model: Optional[str | Path] = None, runs_dir: str | Path = "runs",
+              classifier: Optional[str | Path] = None,
               live_every: float = 10.0, similarity: Optional[str | Path] = None) -> gr.Blocks:
     """The app's Blocks, not launched. `model`: the start model (a run, checkpoint or model dir; by
     default assets/default-model, else the newest run); `classifier`: a fine-tuned classifier for the
@@ -78,7 +79,8 @@ def build_app(model: Optional[str | Path] = None, runs_dir: str | Path = "runs",
                     gr.update(choices=attention.head_choices(hd), value=attention.AVERAGE))
 
         picker.change(on_model, [picker], [model_info, fm["text"], at["layer"], at["head"]], api_visibility="private")
-        reload_btn.click(lambda c: gr.update(choices=wb.model_choices(), value=c), [picker], [picker], api_visibility="private")
+        reload_btn.click(lambda c: gr.update(choices=wb.model_choices(), value=c), [picker], [picker],
+                         api_visibility="private")
 
         demo.load(wb.fill_mask_view, fm_inputs, fm_outputs, api_visibility="private")
         demo.load(wb.training_plot, tr_inputs, tr_outputs, api_visibility="private")

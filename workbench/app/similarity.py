@@ -23,7 +23,8 @@ SIMILARITY_EXAMPLES = [
 NEIGHBOUR_EXAMPLE = "the central bank raised interest rates to fight inflation ."
 NEIGHBOUR_SENTENCES = 3000  # corpus sample searched by the nearest-neighbours view (embedded once per encoder)
 MAX_NEIGHBOURS = 50
-NO_SIMILARITY_HELP = ("No contrastive (SimCSE) encoder yet. Train one with `workbench simcse runs/demo --out runs/demo-simcse`, "
+NO_SIMILARITY_HELP = ("No contrastive (SimCSE) encoder yet. Train one with `workbench simcse runs/demo --out "
+                      "runs/demo-simcse`, "
                       "then rescan or restart the app.")
 
 
@@ -71,7 +72,8 @@ class SimilarityHandlers:
                     texts = corpus["validation"]["text"] if "validation" in corpus else []
                     self._neighbour_texts = simcse.corpus_sentences(texts, NEIGHBOUR_SENTENCES)
                 except Exception as e:  # the corpus is data, not input: report it, keep serving
-                    raise inspection.InspectionError(f"cannot read the corpus to search ({loading.first_line(e)})") from None
+                    raise inspection.InspectionError(
+                        f"cannot read the corpus to search ({loading.first_line(e)})") from None
             if not self._neighbour_texts:
                 raise inspection.InspectionError("the corpus to search has no sentences")
             return self._neighbour_texts
@@ -98,7 +100,8 @@ class SimilarityHandlers:
         limit = _limit(m, tok)
         v = _embed(path, m, tok, [text_a, text_b], pooling)
         score = min(1.0, max(-1.0, float(v[0] @ v[1])))
-        return {"similarity": score, "model": path, "pooling": pooling, "notice": _truncation_notice(tok, [text_a, text_b], limit)}
+        return {"similarity": score, "model": path, "pooling": pooling,
+                "notice": _truncation_notice(tok, [text_a, text_b], limit)}
 
     def neighbours_api(self, text: str, k: int = 5, model: str = "") -> dict:
         """{query, model, corpus_size, neighbours: [{rank, index, text, score}] best first, notice}."""
@@ -128,7 +131,8 @@ class SimilarityHandlers:
             gr.Warning(str(e))
             return None, "", f"⚠️ {html.escape(str(e))}"
         msg = f"cosine similarity **{r['similarity']:.3f}** ({r['pooling']} pooling, `{html.escape(r['model'])}`)"
-        return round(r["similarity"], 4), _gauge_html(r["similarity"]), msg + (f"\n\nℹ️ {r['notice']}" if r["notice"] else "")
+        return round(r["similarity"],
+                     4), _gauge_html(r["similarity"]), msg + (f"\n\nℹ️ {r['notice']}" if r["notice"] else "")
 
     def neighbours_view(self, text: str, k: int, model: str):
         """(table rows, message) for the page."""
@@ -197,7 +201,8 @@ def _gauge_html(score: float) -> str:
     colour = "#16a34a" if score >= 0 else "#dc2626"
     return (f'<div class="similarity-gauge" title="cosine similarity {score:.3f}" style="position:relative;height:22px;'
             f'background:#e5e7eb;border-radius:4px;overflow:hidden">'
-            f'<div style="position:absolute;left:{left:.2f}%;width:{width:.2f}%;top:0;bottom:0;background:{colour}"></div>'
+            f'<div style="position:absolute;left:{left:.2f}%;width:{width:.2f}%;top:0;bottom:0;'
+            f'background:{colour}"></div>'
             '<div style="position:absolute;left:50%;top:0;bottom:0;width:1px;background:#111"></div></div>'
             '<div style="display:flex;justify-content:space-between;font-size:12px"><span>-1 opposite</span>'
             '<span>0 unrelated</span><span>1 same meaning</span></div>')
@@ -217,7 +222,8 @@ def similarity_api(wb):
 def neighbours_api(wb):
     """The /neighbours endpoint (a plain typed function for gr.api)."""
     def neighbours(text: str, k: int = 5, model: str = "") -> dict:
-        """The k sentences of the corpus sample closest to the text: {query, model, corpus_size, neighbours: [{rank, index, text, score}], notice}."""
+        """The k sentences of the corpus sample closest to the text:
+        {query, model, corpus_size, neighbours: [{rank, index, text, score}], notice}."""
         try:
             return wb.neighbours_api(text, k, model)
         except inspection.InspectionError as e:
@@ -239,7 +245,8 @@ def build_and_wire(wb, choices: list[tuple[str, str]], reload_btn) -> None:
         sim_btn = gr.Button("Compare", variant="primary")
         gr.Examples(SIMILARITY_EXAMPLES, inputs=[sim_a, sim_b], label="Examples")
         with gr.Row():
-            score = gr.Number(label="cosine similarity", precision=4, interactive=False, scale=1, elem_id="similarity-score")
+            score = gr.Number(label="cosine similarity", precision=4, interactive=False, scale=1,
+                              elem_id="similarity-score")
             gauge = gr.HTML(elem_id="similarity-gauge")
         sim_msg = gr.Markdown()
         gr.Markdown("**Nearest neighbours** among a sample of the default corpus's validation sentences "
