@@ -300,15 +300,20 @@ def config_from_args(args: argparse.Namespace, cls: type):
     return C.from_dict(cls, C.overrides_from_args(args, cls), base)
 
 
-def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
-    """`workbench finetune MODEL --task sentiment [--out RUN] [--strategy frozen] [--lr ...]`"""
-    parser.add_argument("model", nargs="?", default=None, help="run directory, checkpoint, model directory or hub id")
-    parser.add_argument("--out", "-o", default=None, help="run directory (default: runs/finetune-TASK-STRATEGY)")
-    parser.add_argument("--config", default=None, help="YAML/JSON file with FinetuneConfig values (flags override it)")
+def _add_run_arguments(parser: argparse.ArgumentParser, default_out: str, cls: type) -> None:
+    """The flags every training command shares: where the run goes, a config file, overwrite/resume."""
+    parser.add_argument("--out", "-o", default=None, help=f"run directory (default: {default_out})")
+    parser.add_argument("--config", default=None, help=f"YAML/JSON file with {cls.__name__} values (flags override it)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing run directory (kept as RUN.old-N)")
     parser.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    """`workbench finetune MODEL --task sentiment [--out RUN] [--strategy frozen] [--lr ...]`"""
+    parser.add_argument("model", nargs="?", default=None, help="run directory, checkpoint, model directory or hub id")
+    _add_run_arguments(parser, "runs/finetune-TASK-STRATEGY", C.FinetuneConfig)
     C.add_arguments(parser, C.FinetuneConfig, skip=("model", "train.packing", "train.eval_batches"))
 
 
@@ -348,12 +353,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def add_simcse_arguments(parser: argparse.ArgumentParser) -> None:
     """`workbench simcse MODEL --out RUN [--max-sentences N] [--temperature 0.05] [--time-budget 2m] ...`"""
     parser.add_argument("model", help="pre-trained run directory, checkpoint or model directory")
-    parser.add_argument("--out", "-o", default=None, help="run directory (default: runs/simcse-MODELNAME)")
-    parser.add_argument("--config", default=None, help="YAML/JSON file with SimCSEConfig values (flags override it)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing run directory (kept as RUN.old-N)")
-    parser.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_run_arguments(parser, "runs/simcse-MODELNAME", C.SimCSEConfig)
     parser.add_argument("--query", default=None,
                         help="also print the nearest corpus sentences to this text, before and after")
     C.add_arguments(parser, C.SimCSEConfig, skip=("train.packing", "data.streaming"))
