@@ -162,3 +162,38 @@ def test_human_readable_views(tokenizer):
     described = describe_masking(tokenizer, [2, 10, 3], [2, tokenizer.mask_token_id, 3],
                                  [IGNORE_INDEX, 10, IGNORE_INDEX])
     assert [r["corruption"] for r in described] == ["", "mask", ""]
+
+
+# ---- hand-built vocabularies: every position's fate can be checked by eye ------------------------------
+
+PAD, CLS, SEP, MASK = 0, 1, 2, 3  # ids 4..14 are word starts, 15..19 continuation pieces ("##x")
+
+
+def hand_masker(**kw) -> Masker:
+    continuation = torch.zeros(20, dtype=torch.bool)
+    continuation[15:] = True
+    return Masker(MaskingConfig(**kw), MASK, torch.tensor([PAD, CLS, SEP, MASK]), torch.arange(4, 20), continuation)
+
+
+def test_hand_built_special_tokens_and_padding_are_never_touched():
+    ids = torch.tensor([[CLS, 4, 5, 6, 7, 8, 9, SEP, PAD, PAD]]).repeat(64, 1)
+    for strategy in ("token", "whole_word", "span"):
+        masker = hand_masker(mlm_probability=0.5, mask_strategy=strategy)
+        corrupted, labels = masker(ids, generator_for(0, 0))
+        special = torch.isin(ids, torch.tensor([PAD, CLS, SEP]))
+        assert (labels[special] == IGNORE_INDEX).all() and torch.equal(corrupted[special], ids[special])
+        assert not torch.isin(corrupted[~special], torch.tensor([PAD, CLS, SEP])).any()  # [MASK] or a word id
+        picked = labels != IGNORE_INDEX
+        assert picked.any() and torch.equal(labels[picked], ids[picked])
+
+
+def test_hand_built_words_are_masked_whole():
+    # words: 4 15 16 | 5 17 | 6 | 7 18
+    ids = torch.tensor([[CLS, 4, 15, 16, 5, 17, 6, 7, 18, SEP]]).repeat(200, 1)
+    masker = hand_masker(mlm_probability=0.3, mask_strategy="whole_word")
+    assert masker.word_starts(ids)[0].tolist() == [False, True, False, False, True, False, True, True, False, False]
+    _, labels = masker(ids, generator_for(1, 0))
+    picked = labels != IGNORE_INDEX
+    for word in ([1, 2, 3], [4, 5], [7, 8]):
+        assert (picked[:, word] == picked[:, word[:1]]).all()  # all pieces of a word share its fate
+    assert picked[:, 1].any() and not picked[:, 1].all()
