@@ -59,8 +59,10 @@ lint: install
 test-notebooks: install
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks/
 
+# Jupyter refuses to start as root (containers, CI machines) without --allow-root
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(LAB_FLAGS) $(LAB_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/pretrain_throughput.py

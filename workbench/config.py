@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -55,8 +56,6 @@ def _rule_text(lo, hi, lo_in, hi_in) -> str:
 def check_numbers(cfg: Any) -> None:
     """ConfigError naming the flag of the first numeric field of `cfg` (a config dataclass) that is
     not a number of its type in its range (NUMBER_RULES). None is allowed where the type allows it."""
-    import math
-
     for f in dataclasses.fields(cfg):
         t = typing.get_type_hints(type(cfg))[f.name]
         args = [a for a in typing.get_args(t) if a is not type(None)] if typing.get_origin(t) is typing.Union else [t]

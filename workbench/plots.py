@@ -164,7 +164,7 @@ def fill_mask_bars(predictions: Sequence[Sequence[Mapping]], title: str = "Predi
     `predictions` is inspection.FillMaskResult.predictions (dicts with token and score)."""
     n = max(1, len(predictions))
     fig = make_subplots(rows=n, cols=1, subplot_titles=[f"mask {i + 1}" for i in range(len(predictions))] or None,
-                        vertical_spacing=0.12 if n > 1 else 0.1)
+                        vertical_spacing=min(0.12, 0.9 / (n - 1)) if n > 1 else 0.1)  # plotly: <= 1/(n-1)
     for i, cands in enumerate(predictions):
         toks = [c["token"] for c in cands][::-1]
         scores = [float(c["score"]) for c in cands][::-1]

@@ -354,6 +354,7 @@ def _read_table(path: Path) -> list[dict]:
     if not text.strip():
         raise TaskError(f"{path}: the file is empty")
     if suffix in (".csv", ".tsv"):
+        csv.field_size_limit(2**31 - 1)  # a long text is one field; csv's default cap is 131,072 characters
         return list(csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ","))
     stripped = text.lstrip()
     if stripped.startswith("["):
