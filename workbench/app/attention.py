@@ -10,7 +10,7 @@ from typing import Optional
 
 import gradio as gr
 
-from .. import inspection, plots
+from .. import inspection, limits, plots
 
 ATTENTION_EXAMPLE = "the cat sat on the mat because it was tired ."
 AVERAGE = "average"
@@ -25,6 +25,7 @@ class AttentionHandlers:
         self._att_lock = threading.Lock()
 
     def attention_result(self, text: str, model: str) -> inspection.AttentionResult:
+        text = self.within(limits.check_text, text)
         path = self.resolve_choice(model)
         key = (path, text)
         with self._att_lock:
@@ -32,6 +33,7 @@ class AttentionHandlers:
                 self._attention.move_to_end(key)
                 return self._attention[key]
         m, tok = self.mlms.get(path)
+        self.within(limits.check_attention_tokens, len(tok(text, verbose=False)["input_ids"]))
         result = inspection.attentions(m, tok, text)
         with self._att_lock:
             self._attention[key] = result

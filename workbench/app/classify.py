@@ -7,7 +7,7 @@ from typing import Optional
 
 import gradio as gr
 
-from .. import inspection, loading
+from .. import inspection, limits, loading
 from .core import ModelCache
 
 
@@ -22,6 +22,7 @@ class ClassifyHandlers:
 
     def classify_view(self, text: str, model: str) -> tuple[dict, str]:
         try:
+            text = self.within(limits.check_text, text)
             m, tok = self.classifiers.get(self.resolve_choice(model, allowed_extra=self.classifier_path))
             if not (text or "").strip():
                 raise inspection.InspectionError("the text is empty: type a sentence")

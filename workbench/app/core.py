@@ -8,7 +8,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Optional
 
-from .. import inspection, runs
+from .. import inspection, limits, runs
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "assets" / "default-model"
 NO_MODEL_HELP = ("No model to show yet. Train one with `workbench pretrain --preset mini --time-budget 2m --out "
@@ -34,16 +34,21 @@ class ModelCache:
                 return self._items[path]
             lock = self._path_locks.setdefault(path, threading.Lock())
         with lock:
-            with self._lock:
-                if path in self._items:
-                    return self._items[path]
-            item = self.loader(path)
-            with self._lock:
-                self.loads += 1
-                self._items[path] = item
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
-            return item
+            try:
+                with self._lock:
+                    if path in self._items:
+                        return self._items[path]
+                item = self.loader(path)
+                with self._lock:
+                    self.loads += 1
+                    self._items[path] = item
+                    while len(self._items) > self.size:
+                        self._items.popitem(last=False)
+                return item
+            finally:  # bounded: only locks of cached paths or of loads in progress are kept
+                with self._lock:
+                    for p in [p for p, lk in self._path_locks.items() if p not in self._items and not lk.locked()]:
+                        del self._path_locks[p]
 
 
 class WorkbenchCore:
@@ -94,6 +99,7 @@ class WorkbenchCore:
     def resolve_choice(self, choice: Optional[str], allowed_extra: Optional[str] = None) -> str:
         """A picker value -> a path to load: the start model, or a run inside runs_dir. Anything
         else is refused (runs.inside), so the page cannot open arbitrary directories."""
+        choice = self.within(limits.check_model_field, choice)  # a NUL byte or a huge name: a message
         if not choice:
             if not self.model_path:
                 raise inspection.InspectionError(NO_MODEL_HELP)
@@ -106,6 +112,14 @@ class WorkbenchCore:
             raise inspection.InspectionError(
                 f"refused: {choice} is outside the runs directory {self.runs_dir}; the app only opens the start model "
                 f"and runs under {self.runs_dir}") from None
+
+    @staticmethod
+    def within(check: Callable, *args):
+        """A workbench.limits check; its LimitError becomes the InspectionError every tab shows."""
+        try:
+            return check(*args)
+        except limits.LimitError as e:
+            raise inspection.InspectionError(str(e)) from None
 
     def mlm(self, choice: Optional[str]):
         return self.mlms.get(self.resolve_choice(choice))

@@ -6,14 +6,17 @@ import html
 
 import gradio as gr
 
-from .. import inspection, plots
+from .. import inspection, limits, plots
+from ..probes import load_probes
 
-EXAMPLES = [
-    "the {mask} of the united states",
-    "the stock market {mask} sharply on monday .",
-    "the company said its {mask} rose by 10 percent in the third {mask} .",
-    "police said the {mask} was arrested on friday .",
-]
+def _probe_examples(news: int = 5, everyday: int = 3) -> list[str]:
+    """The first probes of each domain of the shipped cloze set (assets/probes), as format strings."""
+    probes = load_probes()
+    picked = [p for p in probes if p.domain == "news"][:news] + [p for p in probes if p.domain == "everyday"][:everyday]
+    return [p.text.replace("[MASK]", "{mask}") for p in picked]
+
+
+EXAMPLES = _probe_examples()
 
 
 def placeholder(mask: str) -> str:
@@ -27,9 +30,11 @@ class FillMaskHandlers:
         """Raw fill-mask result: {mask_token, tokens, predictions[mask][rank] = {token, token_id, score,
         sequence}, notice}. Errors reach the client as a readable gr.Error."""
         try:
+            text, top_k = self.within(limits.check_text, text), self.within(limits.check_top_k, top_k)
             m, tok = self.mlm(model)
             text, note = inspection.normalise_mask(text or "", tok)
-            r = inspection.fill_mask(m, tok, text, int(top_k))
+            self.within(limits.check_masks, text.count(tok.mask_token), tok.mask_token)
+            r = inspection.fill_mask(m, tok, text, top_k)
         except inspection.InspectionError as e:
             raise gr.Error(str(e)) from None
         return {"mask_token": tok.mask_token, "tokens": r.tokens, "predictions": r.predictions,
@@ -38,9 +43,11 @@ class FillMaskHandlers:
     def fill_mask_view(self, text: str, top_k: int, model: str, warn: bool = True):
         """(bars, table rows, message) for the page."""
         try:
+            text, top_k = self.within(limits.check_text, text), self.within(limits.check_top_k, top_k)
             m, tok = self.mlm(model)
             text, note = inspection.normalise_mask(text or "", tok)
-            r = inspection.fill_mask(m, tok, text, int(top_k))
+            self.within(limits.check_masks, text.count(tok.mask_token), tok.mask_token)
+            r = inspection.fill_mask(m, tok, text, top_k)
         except inspection.InspectionError as e:
             if warn:
                 gr.Warning(str(e))

@@ -7,7 +7,7 @@ import html
 
 import gradio as gr
 
-from .. import inspection
+from .. import inspection, limits
 from ..config import ConfigError, MaskingConfig
 from ..masking import html_masking
 
@@ -23,6 +23,7 @@ class MaskingHandlers:
         try:
             cfg = MaskingConfig(mlm_probability=float(rate), mask_fraction=float(mask_fraction),
                                 random_fraction=float(random_fraction), mask_strategy=strategy, seed=int(seed or 0))
+            text = self.within(limits.check_text, text)
             m, tok = self.mlm(model)
             rec = inspection.reconstruct(m, tok, text or "", cfg)
         except (inspection.InspectionError, ConfigError) as e:

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import gradio as gr
 
+from .. import limits
 from . import attention, classify, curves, fill_mask, playground, similarity
 from .core import NO_MODEL_HELP, WorkbenchCore
 
@@ -98,5 +99,5 @@ def launch(model: Optional[str | Path] = None, runs_dir: str | Path = "runs", ho
     demo = build_app(model, runs_dir, classifier, similarity=similarity)
     if demo.workbench.similarity_choices():
         threading.Thread(target=demo.workbench.warm_neighbours, daemon=True, name="warm-neighbours").start()
-    demo.queue(default_concurrency_limit=2)
+    demo.queue(default_concurrency_limit=limits.CONCURRENCY, max_size=limits.QUEUE_MAX_SIZE)
     return demo.launch(server_name=host, server_port=port, share=share, **launch_kwargs)
