@@ -94,9 +94,12 @@ def test_fill_mask_in_the_browser(page):
     assert "[MASK]" in box.get_attribute("placeholder")  # the model's own mask token is shown
     box.fill("")
     box.press_sequentially(text, delay=5)  # no Enter: results must come as you type
+    # Wait for all five: a superseded keystroke's text ("... on frida") often has the same best token but
+    # another order below it, so waiting for the first cell alone read a stale table now and then.
     page.wait_for_function(
-        "tok => { const c = document.querySelector('#fill-table [data-testid=\"cell-0-2\"]');"
-        " return c && c.innerText.trim() === tok; }", arg=expected[0])
+        "toks => toks.every((tok, i) => {"
+        " const c = document.querySelector(`#fill-table [data-testid=\"cell-${i}-2\"]`);"
+        " return c && c.innerText.trim() === tok; })", arg=expected)
     rows = _table_rows(page)
     assert [r[2] for r in rows[:5]] == expected
     assert [r[1] for r in rows[:5]] == ["1", "2", "3", "4", "5"]
