@@ -57,7 +57,8 @@ def free_port() -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", help="a running app (loopback only); default: start one on a free port")
-    ap.add_argument("--model", default=str(ROOT / "assets" / "default-model"), help="model for the app this script starts")
+    ap.add_argument("--model", default=str(ROOT / "assets" / "default-model"),
+                    help="model for the app this script starts")
     ap.add_argument("--requests", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds one request may take")
@@ -69,8 +70,8 @@ def main() -> int:
     demo = None
     url = args.url
     if url is None:
-        from workbench.app import build_app
         from workbench import limits
+        from workbench.app import build_app
 
         demo = build_app(model=args.model, runs_dir=str(ROOT / "runs"))
         demo.queue(default_concurrency_limit=limits.CONCURRENCY, max_size=limits.QUEUE_MAX_SIZE)
@@ -99,7 +100,8 @@ def main() -> int:
             job_ = client().submit(*call_args, api_name=api_name)
             out = job_.result(timeout=args.timeout)
             text = str(out)
-            error = None if refusal is None or refusal in text else f"expected a refusal ({refusal!r}), got {text[:200]}"
+            refused = refusal is None or refusal in text
+            error = None if refused else f"expected a refusal ({refusal!r}), got {text[:200]}"
         except Exception as e:  # noqa: BLE001 - every failure is reported
             text = str(e)
             error = None if refusal is not None and refusal in text else f"{type(e).__name__}: {text[:300]}"

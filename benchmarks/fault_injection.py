@@ -38,7 +38,8 @@ def prepare(work: Path, documents: int = 150) -> tuple[Path, Path]:
     corpus = load_corpus(DataConfig(max_documents=documents, validation_fraction=0.1))
     text = work / "corpus.txt"
     # one document per paragraph (blank-line separated), as the text loader reads them
-    text.write_text("\n\n".join(t.replace("\n\n", "\n") for split in ("train", "validation") for t in corpus[split]["text"]),
+    text.write_text("\n\n".join(t.replace("\n\n", "\n") for split in ("train", "validation")
+                                for t in corpus[split]["text"]),
                     encoding="utf-8")
     tok = work / "tokenizer"
     train_tokenizer(corpus["train"]["text"], TokenizerConfig(vocab_size=1500)).save_pretrained(str(tok))
@@ -120,7 +121,9 @@ def same(a: dict, b: dict) -> list[str]:
     import torch
 
     problems = [f"{k} differs" for k in ("loss", "val_loss", "summary_steps") if a[k] != b[k]]
-    if a["weights"].keys() != b["weights"].keys() or not all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"]):
+    same = a["weights"].keys() == b["weights"].keys() and all(torch.equal(a["weights"][k], b["weights"][k])
+                                                              for k in a["weights"])
+    if not same:
         problems.append("final weights differ")
     return problems
 

@@ -82,7 +82,8 @@ def test_train_tokenizer_overwrite_moves_the_old_one_aside(tmp_path, capsys):
 def _tiny(tokenizer_dir, **train):
     from workbench.config import PretrainConfig, from_dict
 
-    base = {"data": {"max_documents": 120, "validation_fraction": 0.1}, "tokenizer": {"tokenizer_from": str(tokenizer_dir)},
+    base = {"data": {"max_documents": 120, "validation_fraction": 0.1},
+            "tokenizer": {"tokenizer_from": str(tokenizer_dir)},
             "model": {"size": "tiny", "layers": 1, "hidden": 64, "heads": 2}, "probes": "none",
             "train": {"batch_size": 8, "seq_len": 64, "lr": 2e-3, "log_every": 1, "eval_every": 3, "eval_batches": 2,
                       "save_every": 3, "precision": "fp32", "threads": 1, **train}}
@@ -190,7 +191,8 @@ def test_checkpoint_faults_resume_cleanly(tokenizer_dir, tmp_path, capsys):
     assert resumed == pytest.approx(straight, abs=1e-6)
     # resuming a finished run repeats nothing
     pretrain(cfg, run, progress=False, resume=True)
-    assert _train_steps(run) == list(range(1, 10)) and [r["step"] for r in runs.read_metrics(run) if r["kind"] == "eval"] == [3, 6, 9]
+    assert _train_steps(run) == list(range(1, 10))
+    assert [r["step"] for r in runs.read_metrics(run) if r["kind"] == "eval"] == [3, 6, 9]
     # an optimizer.pt that would run code when unpickled is refused (weights_only) and runs nothing
     for ckpt in runs.checkpoints(run):
         torch.save({"state": {}, "param_groups": [], "x": _Payload()}, ckpt / "optimizer.pt")
@@ -204,7 +206,8 @@ def test_resume_refuses_a_changed_corpus_or_batch_size(tokenizer_dir, small_corp
     text = tmp_path / "corpus.txt"
     text.write_text("\n\n".join(t.replace("\n\n", "\n") for t in small_corpus["train"]["text"]), encoding="utf-8")
     run = tmp_path / "run"
-    common = ["pretrain", "--out", str(run), "--data", str(text), "--tokenizer-from", str(tokenizer_dir), "--size", "tiny",
+    common = ["pretrain", "--out", str(run), "--data", str(text), "--tokenizer-from", str(tokenizer_dir), "--size",
+              "tiny",
               "--layers", "1", "--hidden", "64", "--heads", "2", "--seq-len", "64", "--eval-batches", "2",
               "--precision", "fp32", "--probes", "none"]
     assert main([*common, "--batch-size", "8", "--max-steps", "3", "--save-every", "3"]) == 0
@@ -237,7 +240,8 @@ def _numeric_fields():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             t = hints[f.name]
-            args = [a for a in typing.get_args(t) if a is not type(None)] if typing.get_origin(t) is typing.Union else [t]
+            union = typing.get_origin(t) is typing.Union
+            args = [a for a in typing.get_args(t) if a is not type(None)] if union else [t]
             if len(args) == 1 and args[0] in (int, float):
                 yield cls, f.name, args[0]
 
@@ -270,7 +274,8 @@ def test_the_numbers_from_the_issue_exit_2_before_any_directory(tmp_path, capsys
     cases = [(["--batch-size", "0"], "--batch-size must be at least 1"), (["--log-every", "0"], "--log-every must be"),
              (["--time-budget", "0"], "--time-budget must be positive"),
              (["--seq-len", "1024"], "--seq-len 1024 is longer than the model's --max-position 512"),
-             (["--max-steps", "-1"], "--max-steps must be at least 1"), (["--vocab-size", "-3"], "--vocab-size must be")]
+             (["--max-steps", "-1"], "--max-steps must be at least 1"),
+             (["--vocab-size", "-3"], "--vocab-size must be")]
     for flags, message in cases:
         assert main(["pretrain", "--preset", "tiny", "--out", str(tmp_path / "run"), *flags]) == 2, flags
         err = capsys.readouterr().err
@@ -341,6 +346,7 @@ def test_csv_fields_longer_than_csvs_default_limit_load(tmp_path):
 
 def test_declared_minimum_versions_cover_what_the_code_uses():
     import re
+
     import tomllib
 
     root = Path(__file__).parent.parent
@@ -352,7 +358,8 @@ def test_declared_minimum_versions_cover_what_the_code_uses():
              ("transformers", 5, "dtype=torch.float32")]
     for package, major, usage in needs:
         if usage in code:
-            assert minimum[package] >= major, f"the code uses {usage} ({package} {major}), pyproject asks {package}>={minimum[package]}"
+            assert minimum[package] >= major, \
+                f"the code uses {usage} ({package} {major}), pyproject asks {package}>={minimum[package]}"
 
 
 def test_make_lab_passes_allow_root_as_root():
@@ -379,7 +386,8 @@ def test_make_lab_starts_jupyter_and_lists_the_notebooks():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     args = f"--no-browser --ip=127.0.0.1 --port={port} --IdentityProvider.token=smoke --ServerApp.port_retries=0"
-    proc = subprocess.Popen(["make", "-o", ".venv/.installed", "lab", f"LAB_ARGS={args}"], cwd=root, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(["make", "-o", ".venv/.installed", "lab", f"LAB_ARGS={args}"], cwd=root,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         names, deadline = None, time.monotonic() + 240
@@ -389,7 +397,8 @@ def test_make_lab_starts_jupyter_and_lists_the_notebooks():
                     names = [c["name"] for c in json.loads(r.read())["content"]]
             except OSError:
                 time.sleep(1)
-        assert names is not None, proc.stdout.read1().decode(errors="replace")[-2000:] if proc.poll() is not None else "no answer"
+        tail = proc.stdout.read1().decode(errors="replace")[-2000:] if proc.poll() is not None else "no answer"
+        assert names is not None, tail
         assert "01_data_and_tokenizer.ipynb" in names
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -403,7 +412,8 @@ def test_limits_refuse_abusive_values_with_a_message():
 
     assert limits.check_text("a [MASK] b") == "a [MASK] b" and limits.check_top_k(5) == 5
     for check, value, message in [
-        (limits.check_text, "x" * (limits.MAX_TEXT_CHARS + 1), "the text has 2,001 characters; the app takes at most 2,000"),
+        (limits.check_text, "x" * (limits.MAX_TEXT_CHARS + 1),
+         "the text has 2,001 characters; the app takes at most 2,000"),
         (limits.check_text, "a\x00b", "NUL byte"),
         (limits.check_top_k, 1_000_000, "top-k must be between 1 and 20, got 1,000,000"),
         (limits.check_top_k, 0, "top-k must be between 1 and 20"),

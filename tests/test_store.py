@@ -1,7 +1,6 @@
 """The token store: `prepare`, training from a memmap, and several processes reading disjoint blocks."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -92,7 +91,8 @@ def test_token_dtype_follows_the_vocabulary_size(tmp_path):
     from transformers import PreTrainedTokenizerFast
 
     assert store.token_dtype(65535) == np.uint16 and store.token_dtype(65536) == np.uint32
-    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(70000)])}
+    vocab = {t: i for i,
+             t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(70000)])}
     backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     big = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
@@ -108,7 +108,8 @@ def test_token_dtype_follows_the_vocabulary_size(tmp_path):
 
 def test_an_interrupted_prepare_resumes_where_it_stopped(corpus_file, tokenizer_dir, tmp_path):
     prepare(prep_cfg(corpus_file), str(tokenizer_dir), tmp_path / "straight", progress=False)
-    partial = prepare(prep_cfg(corpus_file), str(tokenizer_dir), tmp_path / "resumed", progress=False, stop_after_chunks=2)
+    partial = prepare(prep_cfg(corpus_file), str(tokenizer_dir), tmp_path / "resumed", progress=False,
+                      stop_after_chunks=2)
     assert partial["complete"] is False and partial["sources"][0]["chunks"] == 2
     with pytest.raises(StoreError, match="did not finish; run the same `workbench prepare` again"):
         TokenStore(tmp_path / "resumed")
@@ -156,7 +157,8 @@ def test_prepare_cli_and_its_errors(corpus_file, tokenizer_dir, tmp_path):
     assert main(["prepare", "--data", str(corpus_file), "--tokenizer", str(tokenizer_dir), "--out", str(out),
                  "--no-progress", "--shard-mb", "0.2"]) == 0
     assert store.is_store(out)
-    assert main(["prepare", "--data", str(tmp_path / "missing.txt"), "--tokenizer", "new", "--out", str(tmp_path / "x")]) == 2
+    assert main(["prepare", "--data", str(tmp_path / "missing.txt"), "--tokenizer", "new", "--out",
+                 str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()  # refused before any directory is made
 
 
@@ -172,7 +174,8 @@ def test_permute_is_a_bijection(n):
 
 
 def store_task(news_store, tokenizer, batch_size=8, seq_len=64, rank=None, world=None, masking=None):
-    cfg = from_dict(PretrainConfig, {"train": {"batch_size": batch_size, "seq_len": seq_len, "eval_batches": 1, "seed": 3}})
+    cfg = from_dict(PretrainConfig,
+                    {"train": {"batch_size": batch_size, "seq_len": seq_len, "eval_batches": 1, "seed": 3}})
     masker = Masker.from_tokenizer(tokenizer, masking or MaskingConfig())
     return StoreTask(TokenStore(news_store), masker, cfg.train,
                      lambda t, v: MLMTask(t, v, masker, batch_size, seed=3, eval_batches=1, probes=[]),
@@ -267,12 +270,14 @@ def _rank_reads(rank: int, world: int, rdv: str, news_store: str, tok_dir: str, 
     torch.distributed.destroy_process_group()
 
 
-def test_two_processes_read_disjoint_blocks_whose_union_is_the_one_process_batch(news_store, tokenizer_dir, tokenizer, tmp_path):
+def test_two_processes_read_disjoint_blocks_whose_union_is_the_one_process_batch(news_store, tokenizer_dir,
+                                                                                 tokenizer, tmp_path):
     import torch.multiprocessing as mp
 
     outs = [str(tmp_path / f"rank{r}.json") for r in range(2)]
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_rank_reads, args=(r, 2, str(tmp_path / "rdv"), str(news_store), str(tokenizer_dir), outs[r]))
+    procs = [ctx.Process(target=_rank_reads,
+                         args=(r, 2, str(tmp_path / "rdv"), str(news_store), str(tokenizer_dir), outs[r]))
              for r in range(2)]
     for p in procs:
         p.start()
@@ -297,7 +302,8 @@ def accelerate_pretrain(args: list[str], processes: int, env=None) -> subprocess
                           env=env, cwd=ROOT)
 
 
-STORE_ARGS = ["--preset", "tiny", "--layers", "1", "--hidden", "64", "--heads", "2", "--batch-size", "8", "--seq-len", "64",
+STORE_ARGS = ["--preset", "tiny", "--layers", "1", "--hidden", "64", "--heads", "2", "--batch-size", "8", "--seq-len",
+              "64",
               "--precision", "fp32", "--log-every", "1", "--eval-every", "4", "--eval-batches", "1", "--dropout", "0"]
 
 

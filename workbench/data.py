@@ -170,7 +170,8 @@ def _load_table_files(kind: str, files: list[str], column: str) -> list[tuple[st
             if kind == "csv":
                 # datasets' csv builder goes through pandas, which fails on bad bytes: decode first
                 text = Path(f).read_bytes().decode("utf-8", errors="replace")
-                csv.field_size_limit(CSV_FIELD_LIMIT)  # a long document is one field; the default cap is 131,072 characters
+                # a long document is one field; the default cap is 131,072 characters
+                csv.field_size_limit(CSV_FIELD_LIMIT)
                 rows = list(csv.DictReader(io.StringIO(text)))
                 if rows and column not in rows[0]:
                     raise CorpusError(f"{f}: no column {column!r}; columns are {', '.join(rows[0].keys())} (use "

@@ -117,8 +117,10 @@ def check_kind(auto_cls, path_or_hub_id: str | Path, error: type[ValueError] = L
     archs = list(getattr(load_config(path_or_hub_id, error), "architectures", None) or [])
     if archs and not any(a.endswith(wanted[0]) for a in archs):
         other = next((desc for suffixes, desc in HEADS.values() if any(a.endswith(suffixes) for a in archs)), None)
-        hint = (" (fine-tune it first: workbench finetune MODEL --task ...)" if wanted[0] == ("ForSequenceClassification",)
-                else " (use the pre-trained model it was fine-tuned from)")
+        if wanted[0] == ("ForSequenceClassification",):
+            hint = " (fine-tune it first: workbench finetune MODEL --task ...)"
+        else:
+            hint = " (use the pre-trained model it was fine-tuned from)"
         raise error(f"{path_or_hub_id} is a {', '.join(archs)}{f' ({other})' if other else ''}, not {wanted[1]}{hint}")
 
 

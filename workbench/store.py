@@ -53,8 +53,16 @@ import torch
 from tqdm.auto import tqdm
 
 from . import runs
-from .config import ConfigError, PrepareConfig, PretrainConfig, TrainConfig, add_arguments, from_dict, overrides_from_args
-from .data import BUILTIN_CORPORA, CorpusError, _expand_paths, clean_text, stream_corpus
+from .config import (
+    ConfigError,
+    PrepareConfig,
+    PretrainConfig,
+    TrainConfig,
+    add_arguments,
+    from_dict,
+    overrides_from_args,
+)
+from .data import BUILTIN_CORPORA, _expand_paths, clean_text, stream_corpus
 from .masking import IGNORE_INDEX, Masker, generator_for
 from .tokenizer import load_tokenizer, train_tokenizer
 
@@ -175,7 +183,8 @@ def resolve_sources(specs: list[str], text_column: str = "text") -> list[Source]
         elif spec.startswith("hf:"):
             out.append(Source(spec, spec, f"hf:{spec[3:]}:{text_column}", None, "hf", text_column))
         elif is_store(spec):
-            raise StoreError(f"{spec} is a token store; give text sources to prepare (a store trains with pretrain --data STORE)")
+            raise StoreError(f"{spec} is a token store; give text sources to prepare (a store trains with pretrain "
+                             "--data STORE)")
         else:
             for kind, files in _expand_paths([spec]).items():
                 for f in files:
@@ -234,7 +243,8 @@ def _check_sources(manifest: dict, sources: list[Source], out: Path) -> None:
     for i, old in enumerate(known):
         if i >= len(sources) or sources[i].unit != old["unit"]:
             raise StoreError(f"{out} holds {', '.join(s['unit'] for s in known)}; give those sources first "
-                             f"(in the same order) to resume or extend it, or choose another --out (got {', '.join(given)})")
+                             "(in the same order) to resume or extend it, or choose another --out (got "
+                             f"{', '.join(given)})")
         if sources[i].fingerprint != old["fingerprint"]:
             raise StoreError(f"{old['unit']} changed since it was tokenized into {out}: choose another --out")
 
@@ -365,7 +375,8 @@ def prepare(cfg: PrepareConfig, tokenizer: str, out: str | os.PathLike, *, overw
                 documents_seen += 1
                 size = len(doc.encode("utf-8"))
                 chunk_size += size
-                chunk["validation" if in_validation(doc, cfg.data.validation_fraction, cfg.seed) else "train"].append(doc)
+                held_out = in_validation(doc, cfg.data.validation_fraction, cfg.seed)
+                chunk["validation" if held_out else "train"].append(doc)
             if chunk_size >= chunk_bytes or (doc is None and chunk_size):
                 if ci >= done_chunks:  # chunks before `done_chunks` were written by an earlier run
                     if stop_after_chunks is not None and chunks_written >= stop_after_chunks:
@@ -413,7 +424,8 @@ class TokenStore:
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
         if not self.manifest["complete"]:
-            raise StoreError(f"{self.path}: preparation did not finish; run the same `workbench prepare` again to resume it")
+            raise StoreError(f"{self.path}: preparation did not finish; run the same `workbench prepare` again to "
+                             "resume it")
         self.dtype = np.dtype(self.manifest["dtype"])
         t = self.manifest["tokenizer"]
         self.cls_id, self.sep_id, self.pad_id = t["cls_id"], t["sep_id"], t["pad_id"]
@@ -551,7 +563,8 @@ class StoreTask:
         sample = min(self.blocks_total, 4096)
         # a contiguous sample of the training blocks (corpus-statistics initialisation uses it)
         self.train_blocks = {"input_ids": token_store.blocks("train", np.arange(sample), self.seq_len)}
-        self.inner = inner(self.train_blocks, {"input_ids": token_store.blocks("validation", np.arange(n_val), self.seq_len)})
+        self.inner = inner(self.train_blocks,
+                           {"input_ids": token_store.blocks("validation", np.arange(n_val), self.seq_len)})
 
     def describe(self) -> str:
         return (f"token store {self.store.path}: {self.store.tokens('train'):,} training tokens in "
@@ -618,7 +631,8 @@ def open_for_pretrain(cfg: PretrainConfig, run_dir: Path, accelerator) -> Option
                           "a token store (--data STORE or --streaming) trains objective mlm")
     if cfg.data.streaming:
         if not cfg.data.data:
-            raise ConfigError("streaming needs --data (files, folders or hf:NAME): the default corpus is small enough to load")
+            raise ConfigError("streaming needs --data (files, folders or hf:NAME): the default corpus is small enough "
+                              "to load")
         if any(is_store(d) for d in cfg.data.data):
             raise ConfigError("--streaming tokenizes text into RUN/store; a prepared store needs no --streaming")
         path = run_dir / "store"
@@ -653,13 +667,15 @@ def add_prepare_command(sub) -> None:
     """Register `workbench prepare` on the CLI's subparsers (flags from PrepareConfig)."""
     p = sub.add_parser("prepare", help="tokenize a corpus once into a memory-mapped token store (larger than memory)",
                        description="Tokenize --data into the token store --out (uint16/uint32 memmap shards, document "
-                       "boundaries, a manifest), in parallel, with a progress bar. Run it again to resume an interrupted "
+                       "boundaries, a manifest), in parallel, with a progress bar. Run it again to resume an "
+                       "interrupted "
                        "prepare or to append sources; then train with `workbench pretrain --data STORE`.")
     p.add_argument("--tokenizer", required=True, metavar="DIR_OR_NEW",
                    help="a tokenizer directory or hub name, or 'new' to train one (--vocab-size, --algorithm, ...) "
                    "on the first --tokenizer-sample-mb of text")
     p.add_argument("--out", required=True, help="the store directory")
-    p.add_argument("--overwrite", action="store_true", help="start a new store in --out (the old one is moved to OUT.old-N)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new store in --out (the old one is moved to OUT.old-N)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     add_arguments(p, PrepareConfig, skip=("data.streaming", "tokenizer.tokenizer_from"))
     p.set_defaults(func=run_prepare_cli)
@@ -670,7 +686,8 @@ def run_prepare_cli(args) -> int:
     t0 = time.perf_counter()
     m = prepare(cfg, args.tokenizer, args.out, overwrite=args.overwrite, progress=args.progress)
     seconds = time.perf_counter() - t0
-    print(f"token store {args.out}: {m['splits']['train']['documents']:,} train / {m['splits']['validation']['documents']:,} "
+    print(f"token store {args.out}: {m['splits']['train']['documents']:,} train / "
+          f"{m['splits']['validation']['documents']:,} "
           f"validation documents; {m['splits']['train']['tokens']:,} / {m['splits']['validation']['tokens']:,} tokens "
           f"({m['dtype']}); {m['text_bytes'] / 1e6:,.1f} MB of text in {m['seconds']:.1f}s of tokenizing "
           f"({seconds:.1f}s this run)")

@@ -9,6 +9,7 @@ import gradio as gr
 from .. import inspection, limits, plots
 from ..probes import load_probes
 
+
 def _probe_examples(news: int = 5, everyday: int = 3) -> list[str]:
     """The first probes of each domain of the shipped cloze set (assets/probes), as format strings."""
     probes = load_probes()
