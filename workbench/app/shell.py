@@ -10,12 +10,13 @@ from typing import Any, Optional
 import gradio as gr
 
 from .. import limits
-from . import attention, classify, curves, fill_mask, playground, similarity
+from . import attention, classify, curves, fill_mask, playground
+from . import similarity as similarity_tab  # `similarity` is also build_app's argument (an encoder path)
 from .core import NO_MODEL_HELP, WorkbenchCore
 
 
 class Workbench(fill_mask.FillMaskHandlers, attention.AttentionHandlers, playground.MaskingHandlers,
-                curves.CurvesHandlers, classify.ClassifyHandlers, similarity.SimilarityHandlers, WorkbenchCore):
+                curves.CurvesHandlers, classify.ClassifyHandlers, similarity_tab.SimilarityHandlers, WorkbenchCore):
     """What the app's handlers share (runs directory, start model, model caches) plus every tab's
     handlers. Handlers return page updates; `*_api` methods return plain data."""
 
@@ -49,8 +50,8 @@ def build_app(model: Optional[str | Path] = None, runs_dir: str | Path = "runs",
         gr.api(attention.api(wb), api_name="attention")
         gr.api(curves.api(wb), api_name="training_plot")
         if sim_choices:
-            gr.api(similarity.similarity_api(wb), api_name="similarity")
-            gr.api(similarity.neighbours_api(wb), api_name="neighbours")
+            gr.api(similarity_tab.similarity_api(wb), api_name="similarity")
+            gr.api(similarity_tab.neighbours_api(wb), api_name="neighbours")
         gr.Markdown("# Pretraining Workbench\nLook inside a BERT-style masked language model.")
         with gr.Row():
             picker = gr.Dropdown(choices=wb.model_choices(), value=wb.model_path, label="Model",
@@ -63,7 +64,7 @@ def build_app(model: Optional[str | Path] = None, runs_dir: str | Path = "runs",
         mk = playground.build()
         tr = curves.build(wb, live_every)
         classify.build_and_wire(wb, classifier)
-        similarity.build_and_wire(wb, sim_choices, reload_btn)
+        similarity_tab.build_and_wire(wb, sim_choices, reload_btn)
 
         # As-you-type events: only the latest pending one runs, without a progress overlay.
         typing = dict(trigger_mode="always_last", show_progress="hidden", api_visibility="private")
