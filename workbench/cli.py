@@ -128,7 +128,9 @@ def cmd_export(args) -> int:
         m = evaluate_mlm(out, cfg, batches=cfg.train.eval_batches)
         extra.append(("stored weights",
                       f"float16 (loaded as float32); validation of this copy, same fixed masks: MLM loss "
-                                        f"{m['val_loss']:.3f}, masked-token accuracy {m['val_accuracy']:.1%}"))
+                                        f"{m['val_loss']:.3f}, masked-token accuracy {m['val_accuracy']:.1%}, "
+                                        f"[MASK]-only accuracy {m['val_mask_accuracy']:.1%}, cloze top-1 "
+                                        f"{m['cloze_top1']:.1%} / top-5 {m['cloze_top5']:.1%}"))
     (out / "README.md").write_text(runs.model_card(args.run, examples, extra), encoding="utf-8")
     print(f"exported {args.run} -> {out} (model card: {out / 'README.md'})")
     return 0
@@ -268,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_downstream_commands(sub) -> None:
-    """Fine-tuning, classification and the contrastive objective (their flags come from FinetuneConfig
-    and SimCSEConfig); the benchmark and the learning curve keep their hooks in workbench.experiments."""
+    """Fine-tuning, classification, the benchmark, the learning curve and the contrastive objective
+    (their flags come from FinetuneConfig, BenchmarkConfig and SimCSEConfig)."""
     p = sub.add_parser("finetune", help="fine-tune a model for text classification",
                        description="Fine-tune a pre-trained run/model on a built-in task (sentiment, spam, trec, bbc), "
                        "a "
@@ -283,8 +285,8 @@ def add_downstream_commands(sub) -> None:
     add_classify_arguments(p)
     p.set_defaults(func=cmd_classify)
 
-    experiments.add_benchmark_command(sub)
-    experiments.add_learning_curve_command(sub)
+    add_benchmark_command(sub)
+    add_learning_curve_command(sub)
 
     p = sub.add_parser("simcse", help="contrastive sentence embeddings (unsupervised SimCSE) on a pre-trained encoder",
                        description="Train a pre-trained encoder with unsupervised SimCSE (each sentence twice with "
@@ -378,6 +380,80 @@ def cmd_simcse(args: argparse.Namespace) -> int:
             for r in nearest_neighbours(args.query, sample, model, tok, k=5):
                 print(f"  {r['score']:.3f}  {r['text'][:110]}")
     return 0
+
+
+def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
+    """`workbench benchmark MODEL [--out DIR] [--quick] [--seeds N] [--tasks sentiment spam] [--no-scratch]`"""
+    parser.add_argument("model", help="pre-trained run directory, model directory or hub id")
+    parser.add_argument("--out", "-o", default=None,
+                        help="output folder (default: MODEL/benchmark for a run directory, else runs/benchmark)")
+    parser.add_argument("--config", default=None, help="YAML/JSON file with BenchmarkConfig values")
+    parser.add_argument("--quick", action="store_true", help="a cheaper setting (BENCHMARK_PRESETS['quick']: "
+                        + ", ".join(f"{k}={v}" for k, v in C.BENCHMARK_PRESETS["quick"].items())
+                        + "); --config and flags override it")
+    parser.add_argument("--overwrite", action="store_true", help="replace an output folder the workbench made "
+                        "(the old one is kept as OUT.old-N)")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar per run")
+    # train.lr is not a flag: each arm's learning rate comes from its grid (--pretrained-lrs, --scratch-lrs)
+    C.add_arguments(parser, C.BenchmarkConfig, skip=("train.packing", "train.eval_batches", "train.lr"))
+
+
+def benchmark_config_from_args(args: argparse.Namespace) -> C.BenchmarkConfig:
+    """Defaults, then --quick, then --config, then the flags the user typed."""
+    quick = getattr(args, "quick", False)
+    base = C.from_dict(C.BenchmarkConfig, C.BENCHMARK_PRESETS["quick"]) if quick else C.BenchmarkConfig()
+    if getattr(args, "config", None):
+        base = C.load_config_file(args.config, C.BenchmarkConfig, base=base)
+    return C.from_dict(C.BenchmarkConfig, C.overrides_from_args(args, C.BenchmarkConfig), base)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    cfg = benchmark_config_from_args(args)
+    default = Path(args.model) / "benchmark" if Path(args.model).is_dir() else Path("runs") / "benchmark"
+    out = args.out or str(default)
+    experiments.benchmark(args.model, out, cfg, overwrite=args.overwrite, progress=args.progress)
+    print(f"written {Path(out) / 'benchmark.md'} and {Path(out) / 'benchmark.json'}")
+    return 0
+
+
+def add_learning_curve_arguments(parser: argparse.ArgumentParser) -> None:
+    """`workbench learning-curve MODEL --task sentiment --sizes 100 300 1000 all --out DIR`"""
+    parser.add_argument("model", help="pre-trained run directory, model directory or hub id")
+    parser.add_argument("--task", default="sentiment")
+    parser.add_argument("--sizes", nargs="+", default=["100", "300", "1000", "all"],
+                        help="training-set sizes ('all' = whole)")
+    parser.add_argument("--out", "-o", default="runs/learning-curve", help="output folder (runs, JSON, HTML figure)")
+    parser.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
+    parser.add_argument("--min-steps", type=int, default=50)
+
+
+def cmd_learning_curve(args: argparse.Namespace) -> int:
+    sizes = [None if s.lower() in ("all", "none", "full") else int(s) for s in args.sizes]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    results, fig = experiments.learning_curve(args.model, args.task, sizes, out_dir=args.out,
+                                              scratch=not args.no_scratch, min_steps=args.min_steps)
+    # plotly.js is written beside the page, so it opens offline (a CDN link would not)
+    fig.write_html(str(Path(args.out) / "learning_curve.html"), include_plotlyjs="directory")
+    print(f"written {Path(args.out) / 'learning_curve.json'} and learning_curve.html")
+    return 0
+
+
+def add_benchmark_command(sub) -> None:
+    p = sub.add_parser("benchmark", help="fine-tune on every task, pre-trained vs from scratch vs bag of words "
+                       "(GLUE-style table, seeds, learning rates chosen on validation)",
+                       description="Fine-tune MODEL and the same architecture from random weights on each task with "
+                       "the same budget. Each arm's learning rate is chosen on the validation split from its grid, "
+                       "then run with --seeds seeds and scored on the test split (mean and standard deviation); a "
+                       "TF-IDF logistic regression gives a bag-of-words row. Prints the table and the sweep and writes "
+                       "benchmark.json and benchmark.md.")
+    add_benchmark_arguments(p)
+    p.set_defaults(func=cmd_benchmark)
+
+
+def add_learning_curve_command(sub) -> None:
+    p = sub.add_parser("learning-curve", help="test score against training-set size, pre-trained vs from scratch")
+    add_learning_curve_arguments(p)
+    p.set_defaults(func=cmd_learning_curve)
 
 
 def _short_warning(message, category, filename, lineno, line=None) -> str:

@@ -220,6 +220,25 @@ def record_command(run_dir: str | Path, argv: list[str]) -> None:
         f.write(shlex.join(argv) + "\n")
 
 
+def _recipe_rows(m: dict, summary: dict) -> list[str]:
+    """Model-card rows for the metrics and recipe fields that older runs may not have."""
+    rows = []
+    if "val_mask_accuracy" in summary:
+        rows.append(f"| [MASK]-only validation (15% of positions, all replaced by [MASK]) | accuracy "
+                    f"{summary['val_mask_accuracy']:.1%}, loss {summary['val_mask_loss']:.3f} |")
+    if "cloze_top1" in summary:
+        rows.append(f"| cloze probes (assets/probes, {summary.get('cloze_probes', 0)} answerable) | "
+                    f"top-1 {summary['cloze_top1']:.1%}, top-5 {summary['cloze_top5']:.1%} |")
+    arch = m["architecture"]
+    window = m.get("local_window")
+    if arch == "modernbert" and "global_every" in m and window != 0:
+        arch += (f", local attention window {8 if window is None else window} below every "
+                 f"{m['global_every']}-th (global) layer")
+    if "output_bias" in m:
+        arch += f"; initialised from the corpus: output bias {m['output_bias']}, embeddings {m['embedding_init']}"
+    return rows + [f"| architecture | {arch} |"]
+
+
 def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]]]] = None,
                extra_rows: Sequence[tuple[str, str]] = ()) -> str:
     """A README.md for the final model of a pre-training run: what it is, the exact command, seeds,
@@ -263,6 +282,7 @@ def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]
         f"| validation (fixed masks) | MLM loss {summary.get('val_loss', float('nan')):.3f}, perplexity "
         f"{summary.get('val_perplexity', float('nan')):.1f}, masked-token accuracy "
              f"{summary.get('val_accuracy', float('nan')):.1%} |",
+        *_recipe_rows(m, summary),
         *(f"| {name} | {value} |" for name, value in extra_rows),
     ]
     if examples:
