@@ -10,6 +10,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+from workbench import cli
 from workbench import experiments as ex
 from workbench.baselines import bag_of_words
 from workbench.config import BENCHMARK_PRESETS, BenchmarkConfig, ConfigError
@@ -98,10 +99,10 @@ def test_benchmark_config_checks_and_quick_preset():
     import argparse
 
     p = argparse.ArgumentParser()
-    ex.add_benchmark_arguments(p)
-    quick = ex.benchmark_config_from_args(p.parse_args(["m", "--quick", "--seeds", "4"]))
+    cli.add_benchmark_arguments(p)
+    quick = cli.benchmark_config_from_args(p.parse_args(["m", "--quick", "--seeds", "4"]))
     assert quick.seeds == 4 and quick.train.max_steps == BENCHMARK_PRESETS["quick"]["train"]["max_steps"]
-    plain = ex.benchmark_config_from_args(p.parse_args(["m", "--scratch-lrs", "0.01"]))
+    plain = cli.benchmark_config_from_args(p.parse_args(["m", "--scratch-lrs", "0.01"]))
     assert plain.scratch_lrs == [0.01] and plain.seeds == 3 and plain.train.max_steps == 150
     assert not hasattr(p.parse_args(["m"]), "train.lr")  # the grids replace --lr
 

@@ -245,7 +245,7 @@ def test_cli_helpers(tiny_run, tmp_path, capsys):
     assert cli.cmd_classify(c.parse_args([str(tmp_path / "cli"), "Who is he ?", "--json"])) == 0
     assert json.loads(capsys.readouterr().out.split("model in")[-1].split("\n", 1)[1])[0]["text"] == "Who is he ?"
     b = argparse.ArgumentParser()
-    ex.add_benchmark_arguments(b)
+    cli.add_benchmark_arguments(b)
     bargs = b.parse_args([str(tiny_run), "--tasks", "trec", "--no-scratch", "--max-steps", "5"])
     bcfg = cli.config_from_args(bargs, ex.BenchmarkConfig)
     assert bcfg.tasks == ["trec"] and not bcfg.scratch and bcfg.train.max_steps == 5 and bcfg.train.lr == 3e-4
@@ -292,7 +292,7 @@ def test_learning_curve_page_opens_offline(tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "learning_curve", lambda *a, **k: ([], go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))))
     args = argparse.Namespace(model="m", task="trec", sizes=["16", "all"], out=str(tmp_path / "lc"), no_scratch=True,
                               min_steps=2)
-    assert ex.run_learning_curve_cli(args) == 0
+    assert cli.cmd_learning_curve(args) == 0
     page = (tmp_path / "lc" / "learning_curve.html").read_text()
     assert "cdn.plot.ly" not in page and 'src="plotly.min.js"' in page
     assert (tmp_path / "lc" / "plotly.min.js").stat().st_size > 1_000_000

@@ -13,7 +13,6 @@ masking rate, strategy) and scores each with standard masks and a short fine-tun
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import io
@@ -33,15 +32,11 @@ from transformers import AutoModelForMaskedLM
 from . import loading, plots, runs
 from .baselines import bag_of_words
 from .config import (
-    BENCHMARK_PRESETS,
     BenchmarkConfig,
     MaskingConfig,
     PretrainConfig,
     TrainConfig,
-    add_arguments,
     from_dict,
-    load_config_file,
-    overrides_from_args,
     to_dict,
 )
 from .data import load_corpus
@@ -373,79 +368,3 @@ def compare_pretraining(variants: dict[str, dict], base: PretrainConfig, out_dir
         row.update(ft(str(first_run), out / "no-pretraining" / "finetune", base.train.seed, scratch=True))
         rows.append(row)
     return pd.DataFrame(rows).set_index("variant")
-
-
-# ---- CLI hooks (workbench/cli.py calls add_<name>_command(sub)) ------------------------------
-
-def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
-    """`workbench benchmark MODEL [--out DIR] [--quick] [--seeds N] [--tasks sentiment spam] [--no-scratch]`"""
-    parser.add_argument("model", help="pre-trained run directory, model directory or hub id")
-    parser.add_argument("--out", "-o", default=None,
-                        help="output folder (default: MODEL/benchmark for a run directory, else runs/benchmark)")
-    parser.add_argument("--config", default=None, help="YAML/JSON file with BenchmarkConfig values")
-    parser.add_argument("--quick", action="store_true", help="a cheaper setting (BENCHMARK_PRESETS['quick']: "
-                        + ", ".join(f"{k}={v}" for k, v in BENCHMARK_PRESETS["quick"].items())
-                        + "); --config and flags override it")
-    parser.add_argument("--overwrite", action="store_true", help="replace an output folder the workbench made "
-                        "(the old one is kept as OUT.old-N)")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar per run")
-    # train.lr is not a flag: each arm's learning rate comes from its grid (--pretrained-lrs, --scratch-lrs)
-    add_arguments(parser, BenchmarkConfig, skip=("train.packing", "train.eval_batches", "train.lr"))
-
-
-def benchmark_config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
-    """Defaults, then --quick, then --config, then the flags the user typed."""
-    quick = getattr(args, "quick", False)
-    base = from_dict(BenchmarkConfig, BENCHMARK_PRESETS["quick"]) if quick else BenchmarkConfig()
-    if getattr(args, "config", None):
-        base = load_config_file(args.config, BenchmarkConfig, base=base)
-    return from_dict(BenchmarkConfig, overrides_from_args(args, BenchmarkConfig), base)
-
-
-def run_benchmark_cli(args: argparse.Namespace) -> int:
-    cfg = benchmark_config_from_args(args)
-    default = Path(args.model) / "benchmark" if Path(args.model).is_dir() else Path("runs") / "benchmark"
-    out = args.out or str(default)
-    benchmark(args.model, out, cfg, overwrite=args.overwrite, progress=args.progress)
-    print(f"written {Path(out) / 'benchmark.md'} and {Path(out) / 'benchmark.json'}")
-    return 0
-
-
-def add_learning_curve_arguments(parser: argparse.ArgumentParser) -> None:
-    """`workbench learning-curve MODEL --task sentiment --sizes 100 300 1000 all --out DIR`"""
-    parser.add_argument("model", help="pre-trained run directory, model directory or hub id")
-    parser.add_argument("--task", default="sentiment")
-    parser.add_argument("--sizes", nargs="+", default=["100", "300", "1000", "all"],
-                        help="training-set sizes ('all' = whole)")
-    parser.add_argument("--out", "-o", default="runs/learning-curve", help="output folder (runs, JSON, HTML figure)")
-    parser.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
-    parser.add_argument("--min-steps", type=int, default=50)
-
-
-def run_learning_curve_cli(args: argparse.Namespace) -> int:
-    sizes = [None if s.lower() in ("all", "none", "full") else int(s) for s in args.sizes]
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    results, fig = learning_curve(args.model, args.task, sizes, out_dir=args.out, scratch=not args.no_scratch,
-                                  min_steps=args.min_steps)
-    # plotly.js is written beside the page, so it opens offline (a CDN link would not)
-    fig.write_html(str(Path(args.out) / "learning_curve.html"), include_plotlyjs="directory")
-    print(f"written {Path(args.out) / 'learning_curve.json'} and learning_curve.html")
-    return 0
-
-
-def add_benchmark_command(sub) -> None:
-    p = sub.add_parser("benchmark", help="fine-tune on every task, pre-trained vs from scratch vs bag of words "
-                       "(GLUE-style table, seeds, learning rates chosen on validation)",
-                       description="Fine-tune MODEL and the same architecture from random weights on each task with "
-                       "the same budget. Each arm's learning rate is chosen on the validation split from its grid, "
-                       "then run with --seeds seeds and scored on the test split (mean and standard deviation); a "
-                       "TF-IDF logistic regression gives a bag-of-words row. Prints the table and the sweep and writes "
-                       "benchmark.json and benchmark.md.")
-    add_benchmark_arguments(p)
-    p.set_defaults(func=run_benchmark_cli)
-
-
-def add_learning_curve_command(sub) -> None:
-    p = sub.add_parser("learning-curve", help="test score against training-set size, pre-trained vs from scratch")
-    add_learning_curve_arguments(p)
-    p.set_defaults(func=run_learning_curve_cli)
