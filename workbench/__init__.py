@@ -25,6 +25,7 @@ One room per concept; data flows one way (a module imports only modules listed a
   baselines          bag-of-words logistic regression, the classical baseline
   experiments        the downstream benchmark, the learning curve, objectives compared at equal compute
   inspection         fill-mask, attention, embeddings and reconstruction of a trained model
+  limits             the app's server-side request limits (text length, masks, top-k, paths)
   app                the Gradio app: core state, one module per tab, the shell that wires them
   notebook_helpers   glue that only the notebooks need
   cli                the `workbench` command (owns every flag)
