@@ -209,7 +209,7 @@ def test_resume_refuses_a_changed_corpus_or_batch_size(tokenizer_dir, small_corp
     common = ["pretrain", "--out", str(run), "--data", str(text), "--tokenizer-from", str(tokenizer_dir), "--size",
               "tiny",
               "--layers", "1", "--hidden", "64", "--heads", "2", "--seq-len", "64", "--eval-batches", "2",
-              "--precision", "fp32", "--probes", "none"]
+              "--precision", "fp32", "--probes", "none", "--log-every", "1"]
     assert main([*common, "--batch-size", "8", "--max-steps", "3", "--save-every", "3"]) == 0
     assert json.loads((run / runs.CONFIG).read_text())["corpus_fingerprint"]
     capsys.readouterr()
@@ -408,6 +408,8 @@ def test_make_lab_starts_jupyter_and_lists_the_notebooks():
 # ---- the app under abuse -------------------------------------------------------------------------
 
 def test_limits_refuse_abusive_values_with_a_message():
+    import re
+
     from workbench import limits
 
     assert limits.check_text("a [MASK] b") == "a [MASK] b" and limits.check_top_k(5) == 5
@@ -423,7 +425,7 @@ def test_limits_refuse_abusive_values_with_a_message():
         (limits.check_model_field, "runs/\x00x", "holds a NUL byte"),
         (limits.check_model_field, "r" * 600, "at most 500"),
     ]:
-        with pytest.raises(limits.LimitError, match=message):
+        with pytest.raises(limits.LimitError, match=re.escape(message)):
             check(value)
 
 
@@ -444,7 +446,7 @@ def test_the_apps_handlers_answer_abuse_with_a_readable_message():
     plot, rows, msg = wb.fill_mask_view(" ".join(f"word {mask}" for _ in range(8)), 20, "", warn=False)
     assert len(rows) == 8 * 20 and plot is not None  # the largest allowed request draws
     with pytest.raises(gr.Error, match="attention is shown for at most 128 tokens"):
-        wb.attention_api(" ".join(["word"] * 500))
+        wb.attention_api(" ".join(["a"] * 500))  # 999 characters, 500 tokens
     with pytest.raises(gr.Error, match="takes at most 2,000"):
         wb.attention_api("word " * 1000)
     *_, msg = wb.attention_view("a b c", 1, "average", None, "runs/\x00evil", warn=False)
@@ -454,3 +456,15 @@ def test_the_apps_handlers_answer_abuse_with_a_readable_message():
     for i in range(20):
         wb.fill_mask_view(f"a {mask}", 5, f"no-such-run-{i}", warn=False)
     assert len(wb.mlms._path_locks) <= wb.mlms.size
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """The fault-injection script, small: 4 SIGKILLs over 2 runs (benchmarks/fault_injection.py does 24)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    import fault_injection
+
+    result = fault_injection.run_trials(tmp_path, kills=4, runs=2, steps=60, seed=1, log=lambda *_: None)
+    assert result["kills"] == 4 and result["failures"] == []

@@ -373,6 +373,8 @@ def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, cal
         accelerator.wait_for_everyone()
         kept = runs.read_metrics(run_dir)  # every process decides alike whether the final evaluation is done
         resumed_eval = next((r for r in reversed(kept) if r.get("kind") == "eval" and r["step"] == state.step), {})
+    elif resume and accelerator.is_main_process:  # stopped before its first checkpoint: the log starts over
+        runs.truncate_metrics(run_dir, 0)
     metrics = MetricsWriter(run_dir, accelerator.is_main_process)
 
     def emit(kind: str, record: dict) -> None:
