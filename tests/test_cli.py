@@ -39,7 +39,7 @@ def test_config_flags_are_explained_by_their_field_comments(capsys):
         main(["pretrain", "--help"])
     text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
     assert "--lr LR peak learning rate (AdamW); default 0.001 [train.lr]" in text
-    assert "--architecture ARCHITECTURE bert (post-LN, the original) | preln" in text
+    assert "--architecture ARCHITECTURE modernbert (the recipe) | bert (post-LN, the original) | preln" in text
     assert "(default: None)" not in text
 
 

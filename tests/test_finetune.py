@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from workbench import cli
 from workbench import experiments as ex
 from workbench import finetune as ft
+from workbench.config import ConfigError
 from workbench.finetune import FinetuneConfig, FinetuneError
 from workbench.loading import classify
 
@@ -279,7 +280,7 @@ def test_layer_wise_lr_decay_scales_each_layer(tiny_run, tmp_path):
     cfg = _cfg(tiny_run, steps=2)
     cfg.layer_lr_decay = 0.8
     assert ft.finetune(cfg, tmp_path / "llrd", progress=False)["steps"] == 2
-    with pytest.raises(ft.FinetuneError, match="layer_lr_decay"):
+    with pytest.raises(ConfigError, match="layer-lr-decay must be in"):  # config.check_numbers names the flag
         ft.FinetuneConfig(layer_lr_decay=0.0)
 
 

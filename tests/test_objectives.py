@@ -147,7 +147,7 @@ def test_joint_loss_equals_bert_for_pretraining_loss(pair_tasks, tokenizer):
 
     task = pair_tasks["mlm+sop"]
     torch.manual_seed(0)
-    model = build_mlm_model(ModelConfig(size="tiny", layers=1, hidden=64, heads=2), tokenizer,
+    model = build_mlm_model(ModelConfig(size="tiny", layers=1, hidden=64, heads=2, architecture="bert"), tokenizer,
                             with_sentence_head=True).eval()
     module = task.training_module(model)
     batch = task.batch(2)
