@@ -67,16 +67,21 @@ def _last_step(run: Path) -> int:
     return 0
 
 
-def _writing_checkpoint(run: Path) -> bool:
+def _writing_checkpoint(run: Path, since: float) -> bool:
+    """A checkpoint save of this process is under way (a .tmp folder made after `since`; a killed
+    earlier attempt may have left an old one)."""
     root = run / "checkpoints"
-    return root.is_dir() and any(p.name.endswith(".tmp") for p in root.iterdir())
+    try:
+        return root.is_dir() and any(p.name.endswith(".tmp") and p.stat().st_mtime >= since for p in root.iterdir())
+    except OSError:  # renamed or removed while we looked
+        return False
 
 
 def attempt(cmd: list[str], run: Path, mode: str | None, rng: random.Random, steps: int, log) -> bool:
     """Start the command; with a mode, SIGKILL it when that moment comes. True if it was killed."""
     env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    start, step0 = time.monotonic(), _last_step(run)
+    start, wall_start, step0 = time.monotonic(), time.time(), _last_step(run)
     target = rng.randint(step0 + 1, max(step0 + 1, steps - 1))
     delay = rng.uniform(0, 0.02)
     started = None
@@ -86,7 +91,7 @@ def attempt(cmd: list[str], run: Path, mode: str | None, rng: random.Random, ste
         if mode == "step" and _last_step(run) >= target:
             time.sleep(delay)
             break
-        if mode == "checkpoint" and _writing_checkpoint(run):
+        if mode == "checkpoint" and _writing_checkpoint(run, wall_start):
             started = started or time.monotonic()
             if time.monotonic() - started >= delay / 4:
                 break
