@@ -27,15 +27,20 @@ def placeholder(mask: str) -> str:
 class FillMaskHandlers:
     """Workbench handlers of the tab (mixed into app.shell.Workbench)."""
 
+    def _fill(self, text: str, top_k: int, model: str):
+        """(tokenizer, notice about the mask spelling, FillMaskResult), the request checked against
+        the limits first; InspectionError for anything the page should explain."""
+        text, top_k = self.within(limits.check_text, text), self.within(limits.check_top_k, top_k)
+        m, tok = self.mlm(model)
+        text, note = inspection.normalise_mask(text or "", tok)
+        self.within(limits.check_masks, text.count(tok.mask_token), tok.mask_token)
+        return tok, note, inspection.fill_mask(m, tok, text, top_k)
+
     def fill_mask_api(self, text: str, top_k: int = 5, model: str = "") -> dict:
         """Raw fill-mask result: {mask_token, tokens, predictions[mask][rank] = {token, token_id, score,
         sequence}, notice}. Errors reach the client as a readable gr.Error."""
         try:
-            text, top_k = self.within(limits.check_text, text), self.within(limits.check_top_k, top_k)
-            m, tok = self.mlm(model)
-            text, note = inspection.normalise_mask(text or "", tok)
-            self.within(limits.check_masks, text.count(tok.mask_token), tok.mask_token)
-            r = inspection.fill_mask(m, tok, text, top_k)
+            tok, note, r = self._fill(text, top_k, model)
         except inspection.InspectionError as e:
             raise gr.Error(str(e)) from None
         return {"mask_token": tok.mask_token, "tokens": r.tokens, "predictions": r.predictions,
@@ -44,11 +49,7 @@ class FillMaskHandlers:
     def fill_mask_view(self, text: str, top_k: int, model: str, warn: bool = True):
         """(bars, table rows, message) for the page."""
         try:
-            text, top_k = self.within(limits.check_text, text), self.within(limits.check_top_k, top_k)
-            m, tok = self.mlm(model)
-            text, note = inspection.normalise_mask(text or "", tok)
-            self.within(limits.check_masks, text.count(tok.mask_token), tok.mask_token)
-            r = inspection.fill_mask(m, tok, text, top_k)
+            _, note, r = self._fill(text, top_k, model)
         except inspection.InspectionError as e:
             if warn:
                 gr.Warning(str(e))
