@@ -16,7 +16,6 @@ import random
 import socket
 import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -81,12 +80,13 @@ def main() -> int:
     if urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
         print(f"refusing {url}: this load test only talks to loopback addresses")
         return 2
-    local = threading.local()
+    # one client for every thread (its own worker pool submits concurrently); httpx's 5 s default
+    # read timeout would count a slow but answered request as an error
+    shared = Client(url, verbose=False, max_workers=args.concurrency, httpx_kwargs={"timeout": args.timeout},
+                    analytics_enabled=False)
 
     def client() -> Client:
-        if not hasattr(local, "c"):
-            local.c = Client(url, verbose=False)
-        return local.c
+        return shared
 
     mask = client().predict("a [MASK] .", 1, "", api_name="/fill_mask")["mask_token"]
     rng = random.Random(args.seed)
