@@ -2,7 +2,8 @@
 
 Recipes (all on the default corpus, one shared WordPiece tokenizer, the same validation text):
 - `hf`: Hugging Face's run_mlm recipe at its best here: BertForMaskedLM (mini size), Trainer +
-  DataCollatorForLanguageModeling (15%, 80/10/10), packed blocks, bf16, its learning rate chosen by a
+  DataCollatorForLanguageModeling (15%, 80/10/10), packed blocks, bf16 where the CPU has fast bf16
+  (AVX512-BF16 or AMX; the same rule as the workbench's `--precision auto`), its learning rate chosen by a
   short sweep that this script runs first and prints; the step count is set from the sweep's measured
   speed so its linear schedule ends at the budget (a callback stops it at the budget in any case).
 - `old`: this workbench's default before the recipe study (`workbench pretrain --preset mini`, BERT).
@@ -35,6 +36,7 @@ from workbench.data import iter_texts, load_corpus
 from workbench.model import build_mlm_model
 from workbench.pretrain import evaluate_mlm, make_blocks, pretrain
 from workbench.tokenizer import train_tokenizer
+from workbench.training import cpu_supports_bf16
 
 OLD_DEFAULT = {"model": C.ORIGINAL_BERT}  # the mini preset as it was: BERT, dropout 0.1, lr 1e-3, plain init
 
@@ -80,7 +82,8 @@ def run_hf(blocks, tokenizer, lr: float, seconds: float, steps: int, out: Path) 
     args = TrainingArguments(
         output_dir=str(out / "trainer"), per_device_train_batch_size=t.batch_size, max_steps=steps, learning_rate=lr,
         warmup_steps=max(1, int(t.warmup * steps)), lr_scheduler_type="linear", weight_decay=t.weight_decay,
-        adam_beta2=0.98, adam_epsilon=1e-6, max_grad_norm=t.grad_clip, bf16=True, use_cpu=True, logging_steps=50,
+        adam_beta2=0.98, adam_epsilon=1e-6, max_grad_norm=t.grad_clip, bf16=cpu_supports_bf16(), use_cpu=True,
+        logging_steps=50,
         report_to="none", save_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
     )
     Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=[Budget()]).train()

@@ -278,7 +278,8 @@ def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]
         f"warmup {t['warmup']:.0%}, dropout {m['dropout']}, training seed {t['seed']} |",
         f"| training | {summary['steps']:,} steps, {summary['tokens']:,} tokens, {summary['train_time'] / 60:.1f} min "
              "of "
-        f"training at {summary['tokens_per_s']:,.0f} tokens/s on {summary['device']} ({summary['precision']}) |",
+        f"training at {summary['tokens_per_s']:,.0f} tokens/s on {summary['device']} "
+        f"({'fp32' if summary['precision'] == 'no' else summary['precision']}) |",
         f"| validation (fixed masks) | MLM loss {summary.get('val_loss', float('nan')):.3f}, perplexity "
         f"{summary.get('val_perplexity', float('nan')):.1f}, masked-token accuracy "
              f"{summary.get('val_accuracy', float('nan')):.1%} |",
