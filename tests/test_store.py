@@ -337,6 +337,7 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # three 2-process launches; on a loaded 2-core machine the resume alone passed 900 s
 def test_a_killed_two_process_run_resumes_exactly(news_store, tmp_path):
     common = [*STORE_ARGS, "--data", str(news_store), "--max-steps", "8", "--save-every", "4"]
     straight = accelerate_pretrain([*common, "--out", str(tmp_path / "straight")], 2)
