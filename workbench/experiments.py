@@ -27,22 +27,19 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from transformers import AutoModelForMaskedLM
 
-from . import loading, plots, runs
+from . import plots, runs
 from .baselines import bag_of_words
 from .config import (
     BenchmarkConfig,
     MaskingConfig,
     PretrainConfig,
-    TrainConfig,
     from_dict,
     to_dict,
 )
 from .data import load_corpus
 from .finetune import FinetuneConfig, FinetuneError, finetune
-from .masking import IGNORE_INDEX, Masker
-from .pretrain import MLMLoss, MLMTask, make_blocks, pretrain
+from .pretrain import evaluate_mlm, pretrain
 from .tasks import TaskError, known_tasks, load_task, subsample
 
 # ---- benchmark: pre-trained vs from scratch vs bag of words on every task ----------------------
@@ -290,25 +287,6 @@ def learning_curve(pretrained_path: str | Path, task: str = "sentiment",
 
 # ---- comparing pre-training objectives at equal compute (notebook 06) ----------------------------
 
-def mlm_eval_standard(run_dir: str | Path, corpus, seq_len: int = 128, batches: int = 8, seed: int = 0) -> dict:
-    """MLM validation metrics of a run's model with *standard* masking (15% tokens, 80/10/10) on packed
-    validation blocks, so runs trained with other masking rates or strategies are scored alike."""
-    model, tokenizer = loading.load(AutoModelForMaskedLM, run_dir, error=runs.RunError)
-    blocks = make_blocks(corpus["validation"], tokenizer, TrainConfig(seq_len=seq_len, packing=True),
-                         "tokenize validation")
-    task = MLMTask(blocks, blocks, Masker.from_tokenizer(tokenizer, MaskingConfig(seed=seed)), batch_size=1, seed=seed,
-                   eval_batches=batches)
-    module = MLMLoss(model).eval()
-    loss = correct = count = 0.0
-    with torch.no_grad():
-        for start in range(0, len(task.val_fixed["input_ids"]), task.eval_batch_size):
-            b = {k: v[start:start + task.eval_batch_size] for k, v in task.val_fixed.items()}
-            l, c = module.predict(**b)
-            loss, correct = loss + float(l), correct + float(c)
-            count += float((b["labels"] != IGNORE_INDEX).sum())
-    return {"mlm15_loss": round(loss / max(count, 1), 4), "mlm15_accuracy": round(correct / max(count, 1), 4)}
-
-
 def compare_pretraining(variants: dict[str, dict], base: PretrainConfig, out_dir: str | Path, *, corpus=None,
                         finetune_task: str = "trec", finetune_steps: int = 200, finetune_examples: int = 1000,
                         finetune_seq_len: int = 48, finetune_lr: float = 1e-3, scratch_baseline: bool = True,
@@ -352,7 +330,9 @@ def compare_pretraining(variants: dict[str, dict], base: PretrainConfig, out_dir
                "strategy": cfg.masking.mask_strategy, "steps": s["steps"], "tokens": s["tokens"],
                "train_s": s["train_time"], "val_mlm_accuracy": s.get("val_accuracy"),
                "val_pair_accuracy": s.get("val_pair_accuracy")}
-        row.update(mlm_eval_standard(run, corpus, seq_len=cfg.train.seq_len, seed=base.train.seed))
+        # every model on the same standard masks (15% tokens, 80/10/10): other rates and strategies compare
+        m = evaluate_mlm(run, cfg, batches=8, masking=MaskingConfig(seed=base.train.seed), corpus=corpus)
+        row.update({"mlm15_loss": round(m["val_loss"], 4), "mlm15_accuracy": round(m["val_accuracy"], 4)})
         row.update(ft(str(run), out / slug / "finetune", cfg.train.seed))
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         rows.append(row)

@@ -17,8 +17,9 @@ import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers import AutoModelForMaskedLM
 
-from . import runs, store
+from . import loading, runs, store
 from .config import MaskingConfig, PretrainConfig, TrainConfig, to_dict
 from .data import iter_texts, load_corpus
 from .masking import IGNORE_INDEX, Masker, generator_for
@@ -26,7 +27,7 @@ from .model import build_mlm_model, mlm_parts, parameter_count
 from .pairs import make_pair_task
 from .probes import Probe, load_probes, score_probes
 from .tokenizer import load_tokenizer, train_tokenizer
-from .training import Callback, batch_indices, finish_run, start_run, train, write_run_config
+from .training import Callback, batch_indices, finish_run, make_accelerator, start_run, train, write_run_config
 from .warmstart import apply_initialisation
 
 # The target metric's masks: 15% of positions, every one replaced by [MASK]. The training masks'
@@ -324,22 +325,19 @@ def _probes(spec: Optional[str]) -> list[Probe]:
 
 
 def evaluate_mlm(model_path: str | Path, cfg: Optional[PretrainConfig] = None, batches: int = 50,
-                 split: str = "validation", masking: Optional[MaskingConfig] = None) -> dict:
+                 split: str = "validation", masking: Optional[MaskingConfig] = None,
+                 corpus: Optional[datasets.DatasetDict] = None) -> dict:
     """Validation metrics of a saved model (a run directory, a checkpoint or any masked-LM directory):
     MLM loss, perplexity and accuracy on fixed masks drawn with `masking` (default: the run's own
     masking config `cfg.masking`), [MASK]-only loss and accuracy (MASK_ONLY), and the cloze probes'
-    top-1 / top-5 (`cfg.probes`)."""
-    from transformers import AutoModelForMaskedLM
-
-    from .training import make_accelerator
-
+    top-1 / top-5 (`cfg.probes`). `corpus`: the text to use instead of loading `cfg.data` again."""
     cfg = cfg or PretrainConfig()
     model_dir, tok_dir = runs.resolve_model_dir(model_path)
     tokenizer = load_tokenizer(tok_dir)
-    model = AutoModelForMaskedLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model = loading.load_model(AutoModelForMaskedLM, model_dir, error=runs.RunError, what="a masked language model")
     blocks = store.evaluation_blocks(cfg, split, batches)  # a run trained from a token store, else None
     if blocks is None:
-        corpus = load_corpus(cfg.data, seed=cfg.train.seed)
+        corpus = corpus if corpus is not None else load_corpus(cfg.data, seed=cfg.train.seed)
         blocks = make_blocks(corpus[split], tokenizer, cfg.train, f"tokenize {split}")
     task = MLMTask(blocks, blocks, Masker.from_tokenizer(tokenizer, masking or cfg.masking), batch_size=1,
                    seed=cfg.train.seed, eval_batches=batches, probes=_probes(cfg.probes), tokenizer=tokenizer)
