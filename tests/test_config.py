@@ -21,7 +21,7 @@ def test_bad_values_are_refused_with_a_message():
         C.preset("huge")
     with pytest.raises(C.ConfigError, match="not divisible"):
         C.ModelConfig(hidden=100, heads=3).resolved()
-    with pytest.raises(C.ConfigError, match="mlm_probability"):
+    with pytest.raises(C.ConfigError, match="--mlm-probability"):  # the message names the flag
         C.MaskingConfig(mlm_probability=1.5)
     with pytest.raises(C.ConfigError, match="objective must be"):
         C.from_dict(C.PretrainConfig, {"objective": "electra"})
