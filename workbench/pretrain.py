@@ -288,7 +288,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
     torch.manual_seed(cfg.train.seed)
     model = build_mlm_model(cfg.model, tokenizer, with_sentence_head=cfg.objective != "mlm")
     warm_start = cfg.model.output_bias != "zero" or cfg.model.embedding_init != "random"
-    if not cfg.model.init_from and not resumed and warm_start:
+    from_checkpoint = resumed and runs.latest_checkpoint(run_dir) is not None  # its weights replace any init
+    if not cfg.model.init_from and not from_checkpoint and warm_start:
         t_init = time.perf_counter()
         ids = torch.as_tensor(task.train.segments.ids) if cfg.objective != "mlm" else train_blocks["input_ids"]
         done = apply_initialisation(model, _statistics_sample(ids, cfg.train.seq_len),

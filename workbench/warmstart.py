@@ -63,14 +63,17 @@ def ppmi_svd_embeddings(blocks: torch.Tensor, vocab_size: int, dim: int, std: fl
     the found rows have element standard deviation `std` (the model's own init scale). Rows of ids
     that never co-occur with anything are zero and `found` is False for them."""
     ppmi = ppmi_matrix(blocks, vocab_size, window)
-    generator_state = torch.get_rng_state()
+    generator_state, threads = torch.get_rng_state(), torch.get_num_threads()
     torch.manual_seed(seed)  # svd_lowrank draws a random projection
+    # one thread: matmul sums in one order, so every process (and a 1- vs 2-process run) gets the same vectors
+    torch.set_num_threads(1)
     try:
         # a dense matrix multiplies much faster than a sparse one up to ~16k x 16k (1 GB in float32)
         matrix = ppmi.to_dense() if vocab_size <= 16384 else ppmi
         u, s, _ = torch.svd_lowrank(matrix, q=min(dim, vocab_size), niter=4)
     finally:
         torch.set_rng_state(generator_state)
+        torch.set_num_threads(threads)
     vectors = torch.zeros(vocab_size, dim)
     vectors[:, : u.shape[1]] = u * s.sqrt()
     found = torch.zeros(vocab_size, dtype=torch.bool)
