@@ -3,8 +3,6 @@ checkpoints (ours, local, or from the hub) for continued pre-training."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from transformers import (
     AutoModelForMaskedLM,
@@ -114,10 +112,3 @@ def mlm_parts(model: torch.nn.Module):
             return enc, model.lm_head
     return None
 
-
-def save_model(model: torch.nn.Module, tokenizer, path: str | Path) -> None:
-    """A plain Hugging Face model directory (safetensors) with its tokenizer beside it."""
-    model = getattr(model, "module", model)
-    model.save_pretrained(str(path), safe_serialization=True)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(str(path))
