@@ -12,6 +12,7 @@ adds the PNG copies to executed notebooks before they are committed (see noteboo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -33,10 +34,25 @@ def repo_root() -> Path:
     return cwd.parent if cwd.name == "notebooks" else cwd
 
 
+class RepoRelativeStream:
+    """A text stream that writes through to `stream` with the repository root cut out of the text, so
+    that saved outputs show `runs/notebook-03/...` rather than this machine's absolute path."""
+
+    def __init__(self, stream, root: str):
+        self._stream, self._root = stream, root
+
+    def write(self, text):
+        return self._stream.write(text.replace(self._root, "") if isinstance(text, str) else text)
+
+    def __getattr__(self, name):  # flush, set_parent, ... of the kernel's own stream
+        return getattr(self._stream, name)
+
+
 def setup(renderer: str = "plotly_mimetype") -> None:
     """Plotly figures as plotly's own MIME type (JupyterLab and VS Code draw them interactively and
-    offline; the file stores only the figure's data, not the 4.6 MB plotly.js), and no progress
-    bars or tokenizer-length warnings in saved outputs."""
+    offline; the file stores only the figure's data, not the 4.6 MB plotly.js), no progress
+    bars or tokenizer-length warnings in saved outputs, and paths printed relative to the
+    repository root (RepoRelativeStream on stdout and stderr)."""
     import datasets
     import plotly.io as pio
     import transformers
@@ -51,6 +67,11 @@ def setup(renderer: str = "plotly_mimetype") -> None:
         disable_progress_bars()
     except ImportError:
         pass
+    root = str(repo_root()) + os.sep
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, RepoRelativeStream):
+            setattr(sys, name, RepoRelativeStream(stream, root))
 
 
 def notebook_run_dir(name: str) -> Path:
