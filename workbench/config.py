@@ -99,6 +99,9 @@ class TokenizerConfig:
         check_numbers(self)
 
 
+MASK_STRATEGIES = ("token", "whole_word", "span")  # what MaskingConfig.mask_strategy accepts (the app's choices)
+
+
 @dataclass
 class MaskingConfig:
     """MLM corruption. Defaults are BERT's: 15% of tokens, of which 80% [MASK], 10% random, 10% kept."""
@@ -119,7 +122,7 @@ class MaskingConfig:
             raise ConfigError(
                 f"mask_fraction ({self.mask_fraction}) + random_fraction ({self.random_fraction}) must lie in [0, 1]"
             )
-        if self.mask_strategy not in ("token", "whole_word", "span"):
+        if self.mask_strategy not in MASK_STRATEGIES:
             raise ConfigError(f"mask_strategy must be token, whole_word or span, got {self.mask_strategy!r}")
 
 
@@ -243,6 +246,7 @@ class PretrainConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     objective: str = "mlm"  # mlm | mlm+nsp | mlm+sop
     probes: Optional[str] = None  # cloze probe file scored at every evaluation (default: assets/probes/cloze.jsonl; none = off)
+    snapshots: int = 25  # keep float16 weights in RUN/snapshots/step-N at steps N, 2N, 4N, ... and the last (0 = off)
 
     def __post_init__(self) -> None:
         if self.objective not in ("mlm", "mlm+nsp", "mlm+sop"):

@@ -11,7 +11,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import datasets
 import numpy as np
@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForMaskedLM
 
-from . import loading, runs, store
+from . import loading, runs, store, watch
 from .config import MaskingConfig, PretrainConfig, TrainConfig, to_dict
 from .data import iter_texts, load_corpus
 from .masking import IGNORE_INDEX, Masker, generator_for
 from .model import build_mlm_model, mlm_parts, parameter_count
 from .pairs import make_pair_task
-from .probes import Probe, load_probes, score_probes
+from .probes import Probe, ProbeScores, load_probes, score_probes
 from .tokenizer import load_tokenizer, train_tokenizer
 from .training import Callback, batch_indices, finish_run, make_accelerator, start_run, train, write_run_config
 from .warmstart import apply_initialisation
@@ -140,6 +140,7 @@ class MLMTask:
     eval_batch_size: int = 64
     probes: Sequence[Probe] = ()  # cloze probes scored at every evaluation (with `tokenizer`)
     tokenizer: object = None
+    probe_sink: Optional[Callable[[ProbeScores], None]] = None  # gets each evaluation's per-probe results
 
     def __post_init__(self) -> None:
         n = len(self.train_blocks["input_ids"])
@@ -189,7 +190,10 @@ class MLMTask:
                    "val_accuracy": round(accuracy, 5), "val_mask_loss": round(mask_loss, 5),
                    "val_mask_accuracy": round(mask_accuracy, 5)}
         if self.probes and self.tokenizer is not None:
-            metrics.update(score_probes(accelerator.unwrap_model(module).model, self.tokenizer, self.probes).summary())
+            scores = score_probes(accelerator.unwrap_model(module).model, self.tokenizer, self.probes)
+            metrics.update(scores.summary())
+            if self.probe_sink is not None:  # RUN/probes.jsonl (watch.ProbeRecorder)
+                self.probe_sink(scores)
         return metrics
 
 
@@ -270,20 +274,23 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
         accelerator.wait_for_everyone()
     tokenizer = load_tokenizer(tok_dir)
     masker = Masker.from_tokenizer(tokenizer, cfg.masking)
+    recorder = watch.ProbeRecorder(run_dir)  # per-probe records of every evaluation: RUN/probes.jsonl
     if cfg.objective != "mlm":  # MLM + a sentence-pair objective (NSP / SOP): workbench.pairs
         task = make_pair_task(corpus, tokenizer, masker, cfg)
         units = f"{task.size():,} sentence pairs ({cfg.objective}) of up to {cfg.train.seq_len} tokens"
     elif token_store is not None:  # blocks packed on the fly from the store's memmap (workbench.store)
         task = store.StoreTask(token_store, masker, cfg.train, lambda train_blocks, val_blocks: MLMTask(
             train_blocks, val_blocks, masker, cfg.train.batch_size, seed=cfg.train.seed,
-            eval_batches=cfg.train.eval_batches, probes=_probes(cfg.probes), tokenizer=tokenizer))
+            eval_batches=cfg.train.eval_batches, probes=_probes(cfg.probes), tokenizer=tokenizer,
+            probe_sink=recorder.take))
         train_blocks, units = task.train_blocks, task.describe()
     else:
         with accelerator.main_process_first():
             train_blocks = make_blocks(corpus["train"], tokenizer, cfg.train, "tokenize train")
             val_blocks = make_blocks(corpus["validation"], tokenizer, cfg.train, "tokenize validation")
         task = MLMTask(train_blocks, val_blocks, masker, cfg.train.batch_size, seed=cfg.train.seed,
-                       eval_batches=cfg.train.eval_batches, probes=_probes(cfg.probes), tokenizer=tokenizer)
+                       eval_batches=cfg.train.eval_batches, probes=_probes(cfg.probes), tokenizer=tokenizer,
+                       probe_sink=recorder.take)
         units = f"{len(train_blocks['input_ids']):,} blocks of {cfg.train.seq_len} tokens"
     torch.manual_seed(cfg.train.seed)
     model = build_mlm_model(cfg.model, tokenizer, with_sentence_head=cfg.objective != "mlm")
@@ -303,8 +310,10 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
         f"{units}; model: {parameter_count(model) / 1e6:.2f}M parameters; "
         f"prepared in {time.perf_counter() - t0:.1f}s"
     )
-    summary = train(model, task, cfg.train, run_dir, resume=resume, callbacks=callbacks, accelerator=accelerator,
-                    progress=progress, desc="pretrain")
+    # weights-only snapshots at steps N, 2N, 4N, ... and the last (cfg.snapshots; 0 = off)
+    kept = (recorder, watch.Snapshots(run_dir, model, cfg.snapshots)) if cfg.snapshots else (recorder,)
+    summary = train(model, task, cfg.train, run_dir, resume=resume, callbacks=(*kept, *callbacks),
+                    accelerator=accelerator, progress=progress, desc="pretrain")
     finish_run(run_dir, accelerator, model=model, tokenizer=tokenizer)
     summary["parameters"] = parameter_count(model)
     summary["run_dir"] = str(run_dir)

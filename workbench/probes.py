@@ -5,6 +5,11 @@ its score is the rank and probability of the best-ranked accepted answer among t
 predictions at that position. An accepted answer the tokenizer splits into several pieces cannot be
 produced by one [MASK], so it is dropped for that tokenizer; a probe left with no answer is reported
 as unanswerable and not scored.
+
+A probe with several accepted answers (`president donald [MASK]`: trump) is scored by the best-ranked
+of them: `rank` and `p_best` are that answer's, and `p_answer` is the total probability of all its
+accepted answers (the chance that the model's fill is accepted). Pre-training writes these per-probe
+results at every evaluation (`watch.ProbeRecorder`, RUN/probes.jsonl).
 """
 
 from __future__ import annotations
@@ -73,10 +78,15 @@ class ProbeResult:
     p_answer: float  # total probability of the accepted answers at the [MASK]
     rank: int  # 1-based rank of the best-ranked accepted answer
     top1: str  # the model's first prediction
+    index: int = 0  # the probe's position in the probe set (stable across evaluations: its id)
+    answer: str = ""  # the best-ranked accepted answer (the one `rank` and `p_best` are about)
+    p_best: float = 0.0  # probability of that answer
+    top1_p: float = 0.0  # probability of the first prediction
 
     def as_dict(self) -> dict:
-        return {"text": self.text, "answers": self.answers, "p_answer": self.p_answer, "rank": self.rank,
-                "top1": self.top1}
+        return {"id": self.index, "text": self.text, "answers": self.answers, "answer": self.answer,
+                "p_answer": self.p_answer, "p_best": self.p_best, "rank": self.rank, "top1": self.top1,
+                "top1_p": self.top1_p}
 
 
 @dataclass
@@ -99,8 +109,8 @@ class ProbeScores:
 @torch.no_grad()
 def score_probes(model, tokenizer, probes: Sequence[Probe], batch_size: int = 32) -> ProbeScores:
     """Rank and probability of each probe's accepted answers under `model` (a masked LM)."""
-    usable = [(p, answer_ids(p, tokenizer)) for p in probes]
-    usable = [(p, ids) for p, ids in usable if ids]
+    usable = [(i, p, answer_ids(p, tokenizer)) for i, p in enumerate(probes)]
+    usable = [(i, p, ids) for i, p, ids in usable if ids]
     results = []
     was_training = model.training
     model.eval()
@@ -108,18 +118,22 @@ def score_probes(model, tokenizer, probes: Sequence[Probe], batch_size: int = 32
     try:
         for start in range(0, len(usable), batch_size):
             chunk = usable[start:start + batch_size]
-            texts = [p.text.replace(MASK, tokenizer.mask_token) for p, _ in chunk]
+            texts = [p.text.replace(MASK, tokenizer.mask_token) for _, p, _ in chunk]
             enc = tokenizer(texts, padding=True, return_tensors="pt").to(device)
             logits = model(**enc).logits.float()
             rows, cols = (enc["input_ids"] == tokenizer.mask_token_id).nonzero(as_tuple=True)
             probs = torch.softmax(logits[rows, cols], dim=-1)
-            for (probe, ids), p in zip(chunk, probs):
+            for (index, probe, ids), p in zip(chunk, probs):
                 target = torch.tensor(ids, device=p.device)
-                best = p[target].max()
+                best_at = int(p[target].argmax())
+                best = p[target[best_at]]
                 rank = int((p > best).sum()) + 1
+                top = int(p.argmax())
                 results.append(ProbeResult(probe.text, tokenizer.convert_ids_to_tokens(ids),
                                            round(float(p[target].sum()), 6),
-                                           rank, tokenizer.convert_ids_to_tokens(int(p.argmax()))))
+                                           rank, tokenizer.convert_ids_to_tokens(top), index=index,
+                                           answer=tokenizer.convert_ids_to_tokens(ids[best_at]),
+                                           p_best=round(float(best), 6), top1_p=round(float(p[top]), 6)))
     finally:
         model.train(was_training)
     return ProbeScores(results, len(probes) - len(usable))

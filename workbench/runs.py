@@ -35,6 +35,8 @@ METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 MODEL = "model"
 SUMMARY = "summary.json"
+PROBES = "probes.jsonl"  # per-probe cloze records of every evaluation (workbench.watch)
+SNAPSHOTS = "snapshots"  # weights-only float16 snapshots at log-spaced steps (workbench.watch)
 COMMAND = "command.txt"
 COMPLETE = "COMPLETE"
 
@@ -310,8 +312,9 @@ def export_model(run_dir: str | Path, dest: str | Path, overwrite: bool = False,
     for f in src.iterdir():
         if f.is_file():
             shutil.copy2(f, out / f.name)
-    if (Path(run_dir) / SUMMARY).exists():  # the training summary travels with the model (the app shows it)
-        shutil.copy2(Path(run_dir) / SUMMARY, out / SUMMARY)
+    for name in (SUMMARY, METRICS, PROBES):  # the summary, curve and probe records travel with the model (the app
+        if (Path(run_dir) / name).exists():  # shows them for a start model whose directory holds them)
+            shutil.copy2(Path(run_dir) / name, out / name)
     if half:
         from safetensors.torch import load_file, save_file
 
@@ -427,7 +430,7 @@ def truncate_metrics(run_dir: str | Path, step: int) -> list[dict]:
 # shapes the trajectory, so a change is refused unless forced.
 RESUMABLE = ("train.time_budget", "train.max_steps", "train.epochs", "train.eval_every", "train.eval_batches",
              "train.log_every", "train.save_every", "train.keep_checkpoints", "train.threads", "train.device",
-             "train.precision", "train.compile", "train.fast_dropout", "probes")
+             "train.precision", "train.compile", "train.fast_dropout", "probes", "snapshots")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
