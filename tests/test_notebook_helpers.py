@@ -1,6 +1,6 @@
 import io
 
-from workbench.notebook_helpers import RepoRelativeStream
+from workbench.notebook_helpers import RepoRelativeStream, repo_root, shown
 
 
 def test_repo_relative_stream_cuts_the_repository_root():
@@ -10,3 +10,8 @@ def test_repo_relative_stream_cuts_the_repository_root():
     stream.write("elsewhere: /home/me/other/file\n")
     stream.flush()  # delegated to the wrapped stream
     assert buf.getvalue() == "resumed from runs/x/checkpoints/step-1 at step 1\nelsewhere: /home/me/other/file\n"
+
+
+def test_shown_is_relative_to_the_repository_root_inside_it():
+    assert shown(repo_root() / "runs" / "x") == "runs/x"
+    assert shown("/somewhere/else") == "/somewhere/else"
