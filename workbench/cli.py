@@ -168,8 +168,10 @@ def cmd_fill_mask(args) -> int:
 def cmd_app(args) -> int:
     from .app import launch  # gradio takes seconds to import: only `workbench app` pays for it
 
+    if C.parse_duration(args.max_budget) <= 0:
+        raise C.ConfigError(f"--max-budget must be positive, got {args.max_budget!r}")
     launch(model=args.model, runs_dir=args.runs, host=args.host, port=args.port, share=args.share,
-           classifier=args.classifier, similarity=args.similarity)
+           classifier=args.classifier, similarity=args.similarity, max_budget=args.max_budget)
     return 0
 
 
@@ -263,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", help="a fine-tuned classifier for the Classify tab (default: found under --runs)")
     p.add_argument("--similarity", help="a SimCSE encoder for the Similarity tab (default: found under --runs)")
     p.add_argument("--share", action="store_true", help="ask gradio for a public share link (off by default)")
+    p.add_argument("--max-budget", default="30m", help="the longest time budget of a run started from the app's "
+                   "Train a model tab (e.g. 10m, 1h)")
     p.set_defaults(func=cmd_app)
 
     add_downstream_commands(sub)

@@ -7,11 +7,17 @@ Pure functions with no app or model imports; `workbench.app` calls them and show
 
 from __future__ import annotations
 
+import re
+
 MAX_TEXT_CHARS = 2_000  # characters of one text (fill-mask, attention, masking, classify)
 MAX_MASKS = 8  # mask tokens in one fill-mask text
 MAX_TOP_K = 20  # predictions per mask (the page's slider goes to 20 as well)
 MAX_ATTENTION_TOKENS = 128  # tokens of an attention request: layers x heads x n^2 weights come back
 MAX_MODEL_FIELD = 500  # characters of a model / run name sent by the page or a client
+MAX_SURPRISAL_TOKENS = 128  # tokens of a surprisal request: one masked copy of the text per token
+MAX_UPLOAD_BYTES = 50 * 2**20  # an uploaded corpus file (the run launcher stores it inside the runs folder)
+UPLOAD_SUFFIXES = (".txt", ".jsonl", ".csv")  # corpus files the run launcher accepts
+MAX_RUN_NAME = 64  # characters of a run name given to the run launcher
 QUEUE_MAX_SIZE = 64  # requests waiting in gradio's queue before new ones are turned away
 CONCURRENCY = 2  # requests of one endpoint computed at once (the machines have 2 cores)
 
@@ -72,3 +78,35 @@ def check_model_field(value) -> str:
         bad = "a NUL byte" if "\x00" in value else "a control character"
         raise LimitError(f"the model name {value[:60]!r} holds {bad}; pick a model from the list")
     return value
+
+
+def check_surprisal_tokens(count: int) -> int:
+    if count > MAX_SURPRISAL_TOKENS:
+        raise LimitError(f"the text is {count} tokens long; surprisal is computed for at most {MAX_SURPRISAL_TOKENS} "
+                         "tokens (one masked copy per token): shorten it")
+    return count
+
+
+def check_upload(size: int, name: str) -> None:
+    """An uploaded corpus file: one of UPLOAD_SUFFIXES, at most MAX_UPLOAD_BYTES."""
+    if not str(name).lower().endswith(UPLOAD_SUFFIXES):
+        raise LimitError(f"{name}: a corpus upload must be a {', '.join(UPLOAD_SUFFIXES)} file")
+    if size > MAX_UPLOAD_BYTES:
+        raise LimitError(f"{name} is {size / 2**20:,.1f} MB; the app accepts corpus uploads of at most "
+                         f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB (larger corpora: `workbench pretrain --data`)")
+
+
+def run_name(value) -> str:
+    """A run name from the page or a client, sanitised: letters, digits, '.', '_' and '-' kept, every
+    other run of characters becomes '-', no leading dot or dash (so never '..' or a hidden folder),
+    at most MAX_RUN_NAME characters. Refused when nothing usable is left."""
+    if not isinstance(value, str):
+        raise LimitError(f"the run name must be a string, got {type(value).__name__}")
+    if len(value) > 4 * MAX_RUN_NAME:
+        raise LimitError(f"the run name has {len(value):,} characters; at most {MAX_RUN_NAME} are kept")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", value.strip()).lstrip(".-")[:MAX_RUN_NAME].rstrip(".-")
+    name = re.sub(r"\.{2,}", ".", name)
+    if not name:
+        raise LimitError(f"the run name {value[:60]!r} has no letters or digits: give the run a name such as "
+                         "'my-first-run'")
+    return name
