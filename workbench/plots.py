@@ -8,6 +8,8 @@ and a categorical axis would silently merge the repeats.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -24,7 +26,8 @@ METRIC_LABELS = {
     "lr": "learning rate",
     "tokens_per_s": "tokens / s",
 }
-X_LABELS = {"step": "step", "tokens": "tokens seen", "time": "training time (s)"}
+X_LABELS = {"step": "step", "tokens": "tokens seen", "time": "training time (s)",
+            "flops": "estimated training FLOPs (6 × parameters × tokens)"}
 
 
 # ---- attention -----------------------------------------------------------------------------------
@@ -172,7 +175,8 @@ def fill_mask_bars(predictions: Sequence[Sequence[Mapping]], title: str = "Predi
                              orientation="h", name=f"mask {i + 1}", marker_color=PALETTE[i % len(PALETTE)],
                              text=[f"{s:.2%}" for s in scores], textposition="auto",
                              hovertemplate="%{y}: %{x:.4f}<extra></extra>"), row=i + 1, col=1)
-    fig.update_xaxes(title_text="probability", rangemode="tozero")
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_xaxes(title_text="probability", row=n, col=1)  # on the last panel only: it collided with the next title
     rows_per = max([len(c) for c in predictions] or [1])
     fig.update_layout(title=title, showlegend=False, height=max(260, n * (28 * rows_per + 80) + 60),
                       margin=dict(l=120, r=20, t=60, b=40))
@@ -185,7 +189,8 @@ def training_curves(runs: Mapping[str, Sequence[Mapping]], x: str = "step", y: s
                     log_y: Optional[bool] = None) -> go.Figure:
     """Metric curves of one or several runs on the same axes. `runs` maps a run name to its
     metrics.jsonl records; records lacking `y` (train vs eval records) are skipped. Several `y`
-    names draw one dash style per metric, one colour per run."""
+    names draw one dash style per metric, one colour per run. x = "flops" needs records that carry
+    it (run_comparison adds it from a parameter count)."""
     if x not in X_LABELS:
         raise ValueError(f"x must be one of {', '.join(X_LABELS)}, got {x!r}")
     ys = [y] if isinstance(y, str) else list(y)
@@ -269,4 +274,136 @@ def learning_curve(results: Sequence[Mapping], task: str, metric: str, scratch: 
         fig.add_trace(go.Scatter(x=xs, y=[r["scratch"] for r in results], mode="lines+markers", name="from scratch"))
     fig.update_layout(title=f"Learning curve: {task}", xaxis=dict(title="training examples", type="log"),
                       yaxis_title=f"test {metric}")
+    return fig
+
+
+# ---- comparing runs, and predictions through training ---------------------------------------------
+
+def training_flops(parameters: Optional[int], tokens: Optional[float]) -> Optional[float]:
+    """The usual estimate of training compute: 6 FLOPs per parameter per token (2 forward, 4 backward;
+    Kaplan et al. 2020), every parameter counted, attention's own matmuls left out. None when a count
+    is missing."""
+    if not parameters or tokens is None:
+        return None
+    return 6.0 * parameters * tokens
+
+
+def with_flops(records: Sequence[Mapping], parameters: Optional[int]) -> list[dict]:
+    """The records with `flops` = training_flops(parameters, tokens) added (or left out when unknown)."""
+    out = []
+    for rec in records:
+        rec = dict(rec)
+        rec.pop("flops", None)
+        f = training_flops(parameters, rec.get("tokens"))
+        if f is not None:
+            rec["flops"] = f
+        out.append(rec)
+    return out
+
+
+def run_comparison(runs: Mapping[str, Sequence[Mapping]], x: str = "step", y: str | Sequence[str] = "loss",
+                   parameters: Optional[Mapping[str, int]] = None,
+                   budgets: Optional[Mapping[str, Optional[float]]] = None) -> go.Figure:
+    """training_curves with the FLOPs axis (`parameters`: run -> parameter count) and each run's budget
+    marked as a dashed vertical line in its colour (`budgets`: run -> the budget in units of `x`)."""
+    data = {name: with_flops(recs, (parameters or {}).get(name)) for name, recs in runs.items()}
+    fig = training_curves(data, x=x, y=y)
+    for r, name in enumerate(runs):
+        at = (budgets or {}).get(name)
+        if at is not None:
+            fig.add_vline(x=at, line=dict(color=PALETTE[r % len(PALETTE)], dash="dash", width=1),
+                          annotation_text=f"{name}: budget", annotation_position="top left")
+    return fig
+
+
+def probe_curves(source, x: str = "step", value: str = "p_answer", probe_ids: Optional[Sequence[int]] = None,
+                 title: Optional[str] = None) -> go.Figure:
+    """How each cloze probe's answer probability changes during pre-training. `source`: a run (or
+    model) directory holding probes.jsonl (workbench.watch), that file, its records, or {run name:
+    records} for several runs (one colour per run). One thin line per probe (hover: the probe, the
+    model's top-1 and the answer's rank), and the mean over the probes as a thick line. `value`:
+    p_answer (total probability of the accepted answers) or p_best (the best-ranked answer's);
+    `probe_ids` keeps some probes only."""
+    if x not in ("step", "tokens", "time"):
+        raise ValueError(f"x must be step, tokens or time, got {x!r}")
+    runs = _probe_sources(source)
+    fig = go.Figure()
+    for r, (name, records) in enumerate(runs.items()):
+        colour = PALETTE[r % len(PALETTE)]
+        series: dict[int, list] = {}
+        for rec in records:
+            for p in rec.get("probes", []):
+                if probe_ids is None or p["id"] in probe_ids:
+                    series.setdefault(p["id"], []).append((rec.get(x), p, rec["step"]))
+        for pid, pts in sorted(series.items()):
+            pts = [pt for pt in pts if pt[0] is not None]
+            text = pts[0][1]["text"] if pts else ""
+            fig.add_trace(go.Scatter(
+                x=[pt[0] for pt in pts], y=[pt[1][value] for pt in pts], mode="lines", opacity=0.35,
+                line=dict(color=colour, width=1), legendgroup=name, showlegend=False,
+                name=f"{name}: probe {pid}", customdata=[[pt[1]["top1"], pt[1]["rank"], pt[2]] for pt in pts],
+                hovertemplate=f"{text}<br>step %{{customdata[2]}}: P = %{{y:.3f}}, rank %{{customdata[1]}}, "
+                              "top-1 %{customdata[0]}<extra></extra>"))
+        mean = [(rec.get(x), float(np.mean([p[value] for p in rec["probes"]
+                                             if probe_ids is None or p["id"] in probe_ids] or [np.nan])))
+                for rec in records if rec.get(x) is not None]
+        if mean:
+            fig.add_trace(go.Scatter(x=[m[0] for m in mean], y=[m[1] for m in mean], mode="lines+markers",
+                                     line=dict(color=colour, width=3), legendgroup=name,
+                                     name=f"{name}: mean of {len(series)} probes" if len(runs) > 1
+                                     else f"mean of {len(series)} probes"))
+    what = "P(accepted answers)" if value == "p_answer" else "P(best-ranked answer)"
+    fig.update_layout(title=title or f"Cloze probes: {what} by {X_LABELS[x]}", xaxis_title=X_LABELS[x],
+                      yaxis_title=what, yaxis_range=[0, 1], height=440, legend=dict(orientation="h", y=-0.2),
+                      margin=dict(l=60, r=20, t=50, b=60))
+    if not fig.data:
+        fig.add_annotation(text="no probe records yet (probes.jsonl is written at every evaluation)",
+                           showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return fig
+
+
+def _probe_sources(source) -> dict[str, list]:
+    """{name: probe records} from a directory, a probes.jsonl path, a record list or a mapping."""
+    if isinstance(source, Mapping):
+        return {str(k): list(v) for k, v in source.items()}
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        name = path.name if path.is_dir() else path.parent.name
+        path = path / "probes.jsonl" if path.is_dir() else path
+        records = []
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a half-written last line of a live run
+                if isinstance(rec, dict) and isinstance(rec.get("probes"), list):
+                    records.append(rec)
+        return {name: records}
+    return {"run": list(source)}
+
+
+def fill_mask_compare(a: Sequence[Sequence[Mapping]], b: Sequence[Sequence[Mapping]], name_a: str = "A",
+                      name_b: str = "B") -> go.Figure:
+    """Two models' fill-mask predictions for the same sentence side by side: one row per mask, model A
+    left and B right, every panel on the same probability axis (0 to the largest score shown)."""
+    n = max(1, len(a), len(b))
+    fig = make_subplots(rows=n, cols=2, column_titles=[name_a, name_b], shared_xaxes="all",
+                        horizontal_spacing=0.18, vertical_spacing=min(0.12, 0.9 / (n - 1)) if n > 1 else 0.1,
+                        row_titles=[f"mask {i + 1}" for i in range(n)] if n > 1 else None)
+    top = 0.0
+    for col, preds in ((1, a), (2, b)):
+        for i, cands in enumerate(preds):
+            toks = [c["token"] for c in cands][::-1]
+            scores = [float(c["score"]) for c in cands][::-1]
+            top = max([top, *scores])
+            labels = [f"{t} " if toks.count(t) == 1 else f"{t} ({j})" for j, t in enumerate(toks)]
+            fig.add_trace(go.Bar(x=scores, y=labels, orientation="h", marker_color=PALETTE[col - 1],
+                                 text=[f"{s:.1%}" for s in scores],
+                                 textposition="auto", hovertemplate="%{y}: %{x:.4f}<extra></extra>",
+                                 name=name_a if col == 1 else name_b), row=i + 1, col=col)
+    fig.update_xaxes(range=[0, max(top, 1e-6) * 1.05], title_text="probability")
+    rows_per = max([len(c) for c in [*a, *b]] or [1])
+    fig.update_layout(title="Side by side, same probability axis", showlegend=False,
+                      height=max(280, n * (28 * rows_per + 80) + 60), margin=dict(l=110, r=40, t=70, b=40))
     return fig

@@ -18,6 +18,8 @@ Layout: `core` (shared state: runs directory, start model, model cache, the pick
 module per tab (`fill_mask`, `attention`, `playground`, `curves`, `classify`, `similarity`: the
 tab's handlers as a mixin of `Workbench`, its components and its events) and `shell` (the page:
 picker, tabs, cross-tab events, `launch`). A new tab is a new module wired in `shell.build_app`.
+Parts of tabs: `probes_view` (predictions through training, in the Training tab) and `checkpoints`
+(the snapshot/checkpoint picker the Fill-mask and Attention tabs share).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The Attention tab: one head's (or the average) attention map, all heads of a layer, a head view
-and the attention of a selected token."""
+and the attention of a selected token; a checkpoint picker reads the same sentence at another step of a run."""
 
 from __future__ import annotations
 
@@ -11,22 +11,23 @@ from typing import Optional
 import gradio as gr
 
 from .. import inspection, limits, plots
+from .checkpoints import FINAL, CheckpointHandlers, wire_checkpoints
 
 ATTENTION_EXAMPLE = "the cat sat on the mat because it was tired ."
 AVERAGE = "average"
 ALL_TOKENS = "all tokens"
 
 
-class AttentionHandlers:
+class AttentionHandlers(CheckpointHandlers):
     """Workbench handlers of the tab (mixed into app.shell.Workbench); recent results are cached."""
 
     def _init_attention(self) -> None:
         self._attention: OrderedDict[tuple[str, str], inspection.AttentionResult] = OrderedDict()
         self._att_lock = threading.Lock()
 
-    def attention_result(self, text: str, model: str) -> inspection.AttentionResult:
+    def attention_result(self, text: str, model: str, checkpoint: str = FINAL) -> inspection.AttentionResult:
         text = self.within(limits.check_text, text)
-        path = self.resolve_choice(model)
+        path = self.checkpoint_path(model, checkpoint)
         key = (path, text)
         with self._att_lock:
             if key in self._attention:
@@ -41,19 +42,20 @@ class AttentionHandlers:
                 self._attention.popitem(last=False)
         return result
 
-    def attention_api(self, text: str, model: str = "") -> dict:
+    def attention_api(self, text: str, model: str = "", checkpoint: str = FINAL) -> dict:
         """Raw attention: {tokens, shape [layers, heads, seq, seq], weights (nested lists), notice}."""
         try:
-            r = self.attention_result(text or "", model)
+            r = self.attention_result(text or "", model, checkpoint)
         except inspection.InspectionError as e:
             raise gr.Error(str(e)) from None
         return {"tokens": r.tokens, "shape": list(r.weights.shape), "weights": r.weights.round(6).tolist(),
                 "notice": r.notice}
 
-    def attention_view(self, text: str, layer: int, head: str, token: Optional[str], model: str, warn: bool = True):
+    def attention_view(self, text: str, layer: int, head: str, token: Optional[str], model: str,
+                       checkpoint: str = FINAL, warn: bool = True):
         """(heatmap, grid of heads, head view, selected-token bars, token picker update, message)."""
         try:
-            r = self.attention_result(text or "", model)
+            r = self.attention_result(text or "", model, checkpoint)
         except inspection.InspectionError as e:
             if warn:
                 gr.Warning(str(e))
@@ -86,9 +88,10 @@ def head_choices(heads: int) -> list[str]:
 
 def api(wb):
     """The /attention endpoint (a plain typed function for gr.api)."""
-    def attention(text: str, model: str = "") -> dict:
-        """All attention weights of the text: shape [layers, heads, seq, seq]."""
-        return wb.attention_api(text, model)
+    def attention(text: str, model: str = "", checkpoint: str = "") -> dict:
+        """All attention weights of the text: shape [layers, heads, seq, seq]; `checkpoint`: a snapshot
+        or checkpoint of the model's run (e.g. snapshots/step-00000400), '' for the model as picked."""
+        return wb.attention_api(text, model, checkpoint)
     return attention
 
 
@@ -103,6 +106,8 @@ def build(layers: int, heads: int) -> dict:
             token = gr.Dropdown([ALL_TOKENS], value=ALL_TOKENS, label="Selected token (head view and bars)",
                                 allow_custom_value=True)
             button = gr.Button("Show attention", variant="primary")
+        ckpt = gr.Dropdown([("final model (as picked)", FINAL)], value=FINAL, label="checkpoint",
+                           info="the run's snapshots and checkpoints", elem_id="attention-checkpoint")
         msg = gr.Markdown()
         with gr.Row():
             heat = gr.Plot(label="Attention map", elem_id="attention-heatmap")
@@ -110,13 +115,14 @@ def build(layers: int, heads: int) -> dict:
         bar = gr.Plot(label="Attention of the selected token")
         grid = gr.Plot(label="All heads of the layer")
     return {"text": text, "layer": layer, "head": head, "token": token, "button": button, "msg": msg, "heat": heat,
-            "view": view, "bar": bar, "grid": grid}
+            "view": view, "bar": bar, "grid": grid, "ckpt": ckpt}
 
 
 def wire(wb, ui: dict, picker, typing: dict) -> None:
-    inputs = [ui["text"], ui["layer"], ui["head"], ui["token"], picker]
+    inputs = [ui["text"], ui["layer"], ui["head"], ui["token"], picker, ui["ckpt"]]
     outputs = [ui["heat"], ui["grid"], ui["view"], ui["bar"], ui["token"], ui["msg"]]
     ui["button"].click(wb.attention_view, inputs, outputs, api_name="attention_view")
     ui["text"].submit(wb.attention_view, inputs, outputs, api_visibility="private")
-    for control in (ui["layer"], ui["head"], ui["token"]):  # .input: user changes only, not our own updates
+    for control in (ui["layer"], ui["head"], ui["token"], ui["ckpt"]):  # .input: user changes only, not our updates
         control.input(lambda *a: wb.attention_view(*a, warn=False), inputs, outputs, **typing)
+    wire_checkpoints(wb, picker, ui["ckpt"])
