@@ -27,8 +27,8 @@ browser:
 # (progress bar in the terminal) into runs/first-launch; the app opens the newest run under runs/.
 app: install
 	@if [ ! -d assets/default-model ] && [ ! -d runs/first-launch/model ]; then \
-	  echo "No shipped model: pre-training the default recipe for 4 minutes into runs/first-launch ..."; \
-	  $(BIN)/workbench pretrain --time-budget 4m --out runs/first-launch --resume; fi
+	  echo "No shipped model: pre-training the tiny recipe for 4 minutes into runs/first-launch ..."; \
+	  $(BIN)/workbench pretrain --preset tiny --time-budget 4m --out runs/first-launch --resume; fi
 	$(BIN)/workbench app --runs runs
 
 # How the shipped assets/default-model was made: the recipe file configs/default-model.yaml (40
@@ -40,7 +40,7 @@ default-model: install
 	$(BIN)/workbench export runs/default-model assets/default-model --half
 
 demo: install
-	$(BIN)/workbench pretrain --time-budget 2m --out runs/demo --overwrite
+	$(BIN)/workbench pretrain --config configs/recipe-2m.yaml --out runs/demo --overwrite
 	$(BIN)/workbench fill-mask runs/demo "the white [MASK] said the president would meet foreign leaders next week ."
 
 test: install browser lint test-python test-notebooks

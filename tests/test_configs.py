@@ -27,3 +27,12 @@ def test_mini_recipe_is_the_mini_preset():
     path = next((p for p in CONFIGS if p.name == "mini.yaml"), None)
     assert path is not None, "configs/mini.yaml is shipped"
     assert C.load_config_file(path, C.PretrainConfig) == C.preset("mini")
+
+
+def test_two_minute_recipe_is_the_tiny_preset_with_a_budget():
+    path = next((p for p in CONFIGS if p.name == "recipe-2m.yaml"), None)
+    assert path is not None, "configs/recipe-2m.yaml is shipped"
+    cfg = C.load_config_file(path, C.PretrainConfig)
+    assert cfg.train.time_budget == "2m"
+    cfg.train.time_budget = None
+    assert cfg == C.preset("tiny")
