@@ -215,8 +215,8 @@ def add_png_fallbacks(paths: Sequence[str | Path], width: int = 860,
                       chromium: str = "/usr/bin/chromium") -> dict[str, int]:
     """Give every plotly output of the notebooks an image/png rendering beside its plotly JSON, drawn
     by plotly.js in headless Chromium (Playwright). JupyterLab still shows the interactive figure
-    (its renderer ranks first); a code host, which runs no JavaScript, shows the PNG. Returns the
-    number of figures rendered per notebook."""
+    (its renderer ranks first); a code host, which runs no JavaScript, shows the PNG. Also drops the
+    stored widget state. Returns the number of figures rendered per notebook."""
     import plotly
     from playwright.sync_api import sync_playwright
 
@@ -229,6 +229,8 @@ def add_png_fallbacks(paths: Sequence[str | Path], width: int = 860,
         page.add_script_tag(path=str(plotly_js))
         for path in paths:
             nb = json.loads(Path(path).read_text(encoding="utf-8"))
+            # the widget state execution stores (57 kB in notebook 5): a widget needs a running kernel anyway
+            nb.get("metadata", {}).pop("widgets", None)
             n = 0
             for cell in nb.get("cells", []):
                 for out in cell.get("outputs", []):
