@@ -10,7 +10,7 @@ from typing import Any, Optional
 import gradio as gr
 
 from .. import limits
-from . import attention, classify, curves, fill_mask, launcher, playground, runs_tab
+from . import attention, classify, curves, fill_mask, launcher, playground, probes_view, runs_tab
 from . import similarity as similarity_tab  # `similarity` is also build_app's argument (an encoder path)
 from . import surprisal as surprisal_tab
 from .core import NO_MODEL_HELP, WorkbenchCore
@@ -54,6 +54,7 @@ def build_app(model: Optional[str | Path] = None, runs_dir: str | Path = "runs",
         gr.api(fill_mask.api(wb), api_name="fill_mask")
         gr.api(attention.api(wb), api_name="attention")
         gr.api(curves.api(wb), api_name="training_plot")
+        gr.api(probes_view.api(wb), api_name="probes")
         gr.api(surprisal_tab.api(wb), api_name="surprisal")
         for fn, name in runs_tab.api(wb):
             gr.api(fn, api_name=name)
@@ -96,6 +97,7 @@ def build_app(model: Optional[str | Path] = None, runs_dir: str | Path = "runs",
 
         demo.load(wb.fill_mask_view, fm_inputs, fm_outputs, api_visibility="private")
         demo.load(wb.training_plot, tr_inputs, tr_outputs, api_visibility="private")
+        demo.load(wb.probes_view, *tr["probes"]["io"], api_visibility="private")
     return demo
 
 
