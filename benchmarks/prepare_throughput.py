@@ -6,7 +6,7 @@ default). Repeated text tokenizes at the speed of new text (no cache anywhere in
 it only makes the corpus bigger than this project ships. Both sides use the same tokenizer
 (assets/default-model's, else one trained on the news corpus) on the same file, in one invocation.
 
-  prepare   workbench.store.prepare: the file streamed line by line, `tokenizers` batch encoding
+  prepare   workbench.prepare.prepare: the file streamed line by line, `tokenizers` batch encoding
             (Rust threads), ids appended to uint16 memmap shards
   run_mlm   transformers' examples/pytorch/language-modeling/run_mlm.py preprocessing, its code as
             written there: load_dataset("text"), .map(tokenize_function, batched=True) with
@@ -43,9 +43,10 @@ from pathlib import Path
 import datasets
 from transformers import AutoTokenizer
 
-from workbench import store
+from workbench import tokenstore
 from workbench.config import DataConfig, PrepareConfig, TokenizerConfig
 from workbench.data import _news_documents, clean_documents
+from workbench.prepare import prepare
 from workbench.tokenizer import train_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +85,7 @@ def run_prepare(text: Path, tok: Path, out: Path) -> tuple[float, float]:
     shutil.rmtree(out, ignore_errors=True)
     cfg = PrepareConfig(data=DataConfig(data=[str(text)]))
     t0, c0 = time.perf_counter(), cpu_seconds()
-    m = store.prepare(cfg, str(tok), out, progress=False)
+    m = prepare(cfg, str(tok), out, progress=False)
     dt, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     print(f"  prepare: {m['splits']['train']['tokens'] + m['splits']['validation']['tokens']:,} tokens in {dt:.1f}s "
           f"({cpu:.1f} CPU-s)")
@@ -144,12 +145,12 @@ def tokenizer_choice(text: Path, tok: Path, work: Path, mb: float) -> None:
 
 def grow_store(src: Path, dst: Path, gb: float) -> Path:
     """A store of >= gb GB: the train shards of `src` listed again and again (hard links, no copies)."""
-    if store.is_store(dst) and json.loads((dst / store.MANIFEST).read_text()).get("bench_gb") == gb:
+    if tokenstore.is_store(dst) and json.loads((dst / tokenstore.MANIFEST).read_text()).get("bench_gb") == gb:
         return dst
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.bin", "*.npy"))
-    m = json.loads((src / store.MANIFEST).read_text())
-    for split in store.SPLITS:
+    m = json.loads((src / tokenstore.MANIFEST).read_text())
+    for split in tokenstore.SPLITS:
         for shard in m["splits"][split]["shards"]:
             for suffix in (".bin", ".docs.npy"):
                 os.link(src / shard["file"].replace(".bin", suffix), dst / shard["file"].replace(".bin", suffix))
@@ -167,7 +168,7 @@ def grow_store(src: Path, dst: Path, gb: float) -> Path:
     m["splits"]["train"]["shards"] = shards
     m["splits"]["train"]["tokens"] = size
     m["bench_gb"] = gb
-    (dst / store.MANIFEST).write_text(json.dumps(m))
+    (dst / tokenstore.MANIFEST).write_text(json.dumps(m))
     return dst
 
 
@@ -222,15 +223,16 @@ def main() -> None:
         big = grow_store(work / "store", work / f"store-{a.store_gb:g}gb", a.store_gb)
         small = grow_store(work / "store", work / f"store-{a.store_gb / 4:g}gb", a.store_gb / 4)
         news = work / "store-news"
-        if not store.is_store(news):
-            store.prepare(PrepareConfig(data=DataConfig(data=["news"])), str(tok), news, progress=False)
+        if not tokenstore.is_store(news):
+            prepare(PrepareConfig(data=DataConfig(data=["news"])), str(tok), news, progress=False)
         rows = [("in memory (default corpus, 12.5 MB)", ["--data", "news", "--tokenizer-from", str(tok)]),
                 ("store of the same corpus", ["--data", str(news)]),
                 (f"store {a.store_gb / 4:g} GB", ["--data", str(small)]),
                 (f"store {a.store_gb:g} GB", ["--data", str(big)])]
         for name, extra in rows:
             r = pretrain_child([*extra, "--out", str(work / "run")], a.seconds)
-            gb = sum(f.stat().st_size for f in Path(extra[1]).rglob("*.bin")) / 1e9 if store.is_store(extra[1]) else 0
+            store = Path(extra[1])
+            gb = sum(f.stat().st_size for f in store.rglob("*.bin")) / 1e9 if tokenstore.is_store(store) else 0
             print(f"pretrain {a.seconds}s, {name}{f' ({gb:.2f} GB of tokens)' if gb else ''}: tokens/s "
                   f"{r['tokens_per_s']:,.0f}, "
                   f"peak RSS {r['peak_rss_mb']:,.0f} MB")

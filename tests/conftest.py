@@ -1,7 +1,7 @@
 """Shared fixtures and helpers: a small corpus slice and a tokenizer trained on it once per session;
-tiny models built once per pytest run (`tiny_bert_dir()` and friends, cached per process); a fake
-metrics.jsonl and a free port for the app tests. Test files import the helpers from here, never
-from each other."""
+tiny models built once per pytest run (`tiny_bert_dir()` and friends, cached per process); a run
+killed at a step (`kill_at`) and its training losses; a fake metrics.jsonl and a free port for the
+app tests. Test files import the helpers from here, never from each other."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, RobertaConfig, RobertaForMaskedLM
 
-from workbench.config import DataConfig, TokenizerConfig
+from workbench import runs
+from workbench.config import DataConfig, ModelConfig, TokenizerConfig
 from workbench.data import load_corpus
-from workbench.tokenizer import train_tokenizer
+from workbench.model import build_mlm_model
+from workbench.tokenizer import load_tokenizer, train_tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +39,6 @@ def tokenizer_dir(small_corpus, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tokenizer(tokenizer_dir):
-    from workbench.tokenizer import load_tokenizer
-
     return load_tokenizer(tokenizer_dir)
 
 
@@ -48,64 +49,72 @@ _ROOT = Path(tempfile.mkdtemp(prefix="wb-inspect-"))
 
 @functools.lru_cache(maxsize=None)
 def corpus_texts() -> tuple[str, ...]:
-    from workbench.data import load_corpus
-
     return tuple(load_corpus(DataConfig(max_documents=300))["train"]["text"])
+
+
+def _save(name: str, model, tokenizer) -> Path:
+    out = _ROOT / name
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def _tiny(config_cls, tokenizer, **config):
+    """A 2-layer config (hidden 64, feed-forward 128) over `tokenizer`'s vocabulary."""
+    return config_cls(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, intermediate_size=128,
+                      pad_token_id=tokenizer.pad_token_id, **config)
 
 
 @functools.lru_cache(maxsize=None)
 def tiny_bert_dir() -> Path:
     """A WordPiece tokenizer trained on 300 news documents and a random 2-layer BertForMaskedLM
     (hidden 64, 2 heads, 128 positions), saved as a plain Hugging Face model directory."""
-    from transformers import BertConfig, BertForMaskedLM
-
-    from workbench.tokenizer import train_tokenizer
-
     tok = train_tokenizer(corpus_texts(), TokenizerConfig(vocab_size=2000))
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=128, max_position_embeddings=128, pad_token_id=tok.pad_token_id)
-    out = _ROOT / "tiny-bert"
-    BertForMaskedLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return _save("tiny-bert", BertForMaskedLM(_tiny(BertConfig, tok, num_attention_heads=2,
+                                                    max_position_embeddings=128)), tok)
 
 
 @functools.lru_cache(maxsize=None)
 def tiny_roberta_dir() -> Path:
     """A RoBERTa-style masked LM whose mask token is <mask> (BPE vocabulary)."""
-    from transformers import RobertaConfig, RobertaForMaskedLM
-
-    from workbench.tokenizer import train_tokenizer
-
     tok = train_tokenizer(corpus_texts(), TokenizerConfig(algorithm="bpe", vocab_size=1000))
     tok.add_special_tokens({"mask_token": "<mask>"})
     torch.manual_seed(1)
-    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=128, max_position_embeddings=66, pad_token_id=tok.pad_token_id)
-    out = _ROOT / "tiny-roberta"
-    RobertaForMaskedLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return _save("tiny-roberta", RobertaForMaskedLM(_tiny(RobertaConfig, tok, num_attention_heads=4,
+                                                          max_position_embeddings=66)), tok)
 
 
 @functools.lru_cache(maxsize=None)
 def tiny_modernbert_dir() -> Path:
     """A ModernBERT masked LM (rotary positions; the architecture of assets/default-model) built with
     the project's own model presets and the tiny BERT's WordPiece tokenizer."""
-    from transformers import AutoTokenizer
-
-    from workbench.config import ModelConfig
-    from workbench.model import build_mlm_model
-
     tok = AutoTokenizer.from_pretrained(tiny_bert_dir())
     torch.manual_seed(2)
-    model = build_mlm_model(ModelConfig(size="tiny", layers=2, hidden=64, heads=2, max_position=128,
-                                        architecture="modernbert"), tok)
-    out = _ROOT / "tiny-modernbert"
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return _save("tiny-modernbert", build_mlm_model(ModelConfig(size="tiny", layers=2, hidden=64, heads=2,
+                                                                max_position=128, architecture="modernbert"), tok), tok)
+
+
+# ---- interrupted runs --------------------------------------------------------------------------------
+
+class Killed(Exception):
+    """What `kill_at` raises: the run stops as a crash would, after its step is logged."""
+
+
+def kill_at(step: int):
+    """A training callback that raises Killed when step `step` is logged (after the checkpoints
+    before it, before any after it)."""
+
+    def callback(kind: str, record: dict) -> None:
+        if kind == "train" and record["step"] == step:
+            raise Killed
+
+    return callback
+
+
+def train_losses(run_dir: Path) -> dict[int, float]:
+    """{step: training loss} of a run's metrics.jsonl."""
+    return {r["step"]: r["loss"] for r in runs.read_metrics(run_dir) if r["kind"] == "train"}
 
 
 # ---- the app tests -----------------------------------------------------------------------------------

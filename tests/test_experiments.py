@@ -69,6 +69,7 @@ def test_benchmark_chooses_the_learning_rate_on_validation_and_reports_its_test(
                 "test": {"score": test[lr] + seed / 100, "accuracy": 0.0, "macro_f1": 0.0}}
 
     monkeypatch.setattr(ex, "finetune", fake_finetune)
+    monkeypatch.setattr(ex, "check_model", lambda path: None)  # no model behind "unused"
     cfg = BenchmarkConfig(tasks=["trec"], train_examples=48, eval_examples=16, seeds=3, bow=False,
                           pretrained_lrs=[1e-3, 1e-4], scratch_lrs=[1e-3, 3e-3])
     res = ex.benchmark("unused", tmp_path / "b", cfg, verbose=False)
@@ -86,6 +87,25 @@ def test_benchmark_chooses_the_learning_rate_on_validation_and_reports_its_test(
     md = (tmp_path / "b" / "benchmark.md").read_text()
     assert "| trec | accuracy | 41.0 ± 1.0 (lr 0.0001) | 21.0 ± 1.0 (lr 0.003) | 20.0 ± 0.0 |" in md
     assert "| trec | pretrained | lr 0.0001 * | 90.0 |" in md and "| trec | scratch | lr 0.001 | 50.0 |" in md
+
+
+def test_benchmark_table_by_hand():
+    arm = lambda mean, std, lr: {"mean": mean, "std": std, "lr": lr}
+    row = {"task": "spam", "metric": "macro_f1", "difference": {"mean": 0.125, "std": 0.01},
+           "arms": {"pretrained": arm(0.9, 0.02, 1e-4), "scratch": arm(0.775, None, 1e-3),
+                    "bow": {"score": 0.95, "C": 10.0}}}
+    average = {"pretrained": {"mean": 0.9, "std": 0.02}, "scratch": {"mean": 0.775, "std": None},
+               "difference": {"mean": 0.125, "std": 0.01}, "bow": 0.95}
+    assert ex.benchmark_table({"tasks": [row], "average": average}).splitlines() == [
+        "| task | metric | pre-trained | from scratch | difference | bag of words |",
+        "|---|---|---:|---:|---:|---:|",
+        "| spam | macro_f1 | 90.0 ± 2.0 (lr 0.0001) | 77.5 (lr 0.001) | 12.5 ± 1.0 | 95.0 (C 10) |",
+        "| **average** | | **90.0 ± 2.0** | **77.5** | **12.5 ± 1.0** | **95.0** |"]
+    # without the scratch and bag-of-words arms their columns go
+    del row["arms"]["scratch"], row["arms"]["bow"], average["scratch"], average["bow"]
+    assert ex.benchmark_table({"tasks": [row], "average": average}).splitlines() == [
+        "| task | metric | pre-trained |", "|---|---|---:|", "| spam | macro_f1 | 90.0 ± 2.0 (lr 0.0001) |",
+        "| **average** | | **90.0 ± 2.0** |"]
 
 
 def test_benchmark_config_checks_and_quick_preset():

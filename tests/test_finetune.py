@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,9 +291,13 @@ def test_learning_curve_page_opens_offline(tmp_path, monkeypatch):
 
     import plotly.graph_objects as go
 
-    monkeypatch.setattr(ex, "learning_curve", lambda *a, **k: ([], go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))))
+    def curve(*a, out_dir, **k):  # learning_curve makes its folder once the task and the model are checked
+        Path(out_dir).mkdir()
+        return [], go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+
+    monkeypatch.setattr(ex, "learning_curve", curve)
     args = argparse.Namespace(model="m", task="trec", sizes=["16", "all"], out=str(tmp_path / "lc"), no_scratch=True,
-                              min_steps=2)
+                              min_steps=2, overwrite=False)
     assert cli.cmd_learning_curve(args) == 0
     page = (tmp_path / "lc" / "learning_curve.html").read_text()
     assert "cdn.plot.ly" not in page and 'src="plotly.min.js"' in page

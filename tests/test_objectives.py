@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import Killed, kill_at, train_losses
 
 from workbench import embeddings, pairs, runs, simcse
 from workbench.config import ConfigError, PretrainConfig, SimCSEConfig, from_dict
@@ -197,19 +198,10 @@ def test_joint_mlm_sop_run_resumes_exactly(tokenizer_dir, tmp_path):
 
     cfg = _joint_config(tokenizer_dir, "mlm+sop", max_steps=6, save_every=3, eval_every=0)
     pretrain(cfg, tmp_path / "straight", progress=False)
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_4(kind, record):
-        if kind == "train" and record["step"] == 4:
-            raise Stop
-
-    with pytest.raises(Stop):
-        pretrain(cfg, tmp_path / "resumed", progress=False, callbacks=(stop_at_4,))
+    with pytest.raises(Killed):
+        pretrain(cfg, tmp_path / "resumed", progress=False, callbacks=(kill_at(4),))
     pretrain(cfg, tmp_path / "resumed", progress=False, resume=True)
-    loss = lambda run: {r["step"]: r["loss"] for r in runs.read_metrics(run) if r["kind"] == "train"}
-    a, b = loss(tmp_path / "straight"), loss(tmp_path / "resumed")
+    a, b = train_losses(tmp_path / "straight"), train_losses(tmp_path / "resumed")
     assert sorted(a) == sorted(b) == list(range(1, 7))
     assert [b[s] for s in a] == pytest.approx([a[s] for s in a], abs=1e-4)
 

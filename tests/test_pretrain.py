@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import Killed, kill_at, train_losses
 
 from workbench import runs
 from workbench.config import PretrainConfig, from_dict
@@ -23,11 +24,6 @@ def tiny_config(tokenizer_dir, **train) -> PretrainConfig:
                   "save_every": 3, "precision": "fp32", **train},
     }
     return from_dict(PretrainConfig, base)
-
-
-def losses(run_dir: Path) -> dict[int, float]:
-    """step -> training loss; the last record of a step wins (a resumed run may repeat one)."""
-    return {r["step"]: r["loss"] for r in runs.read_metrics(run_dir) if r["kind"] == "train"}
 
 
 # ---- packing (in the spirit of ModernBERT's test_sequence_packer) --------------------------------
@@ -174,19 +170,11 @@ def test_resume_continues_exactly(tokenizer_dir, tmp_path):
     """N steps straight vs. killed after N/2 (+1 unsaved step), resumed, finished: same losses."""
     cfg = tiny_config(tokenizer_dir, max_steps=8, save_every=4, eval_every=4)
     pretrain(cfg, tmp_path / "straight", progress=False)
-
-    class Kill(Exception):
-        pass
-
-    def kill_at_step_5(kind, record):
-        if kind == "train" and record["step"] == 5:
-            raise Kill
-
-    with pytest.raises(Kill):
-        pretrain(cfg, tmp_path / "resumed", progress=False, callbacks=(kill_at_step_5,))
+    with pytest.raises(Killed):
+        pretrain(cfg, tmp_path / "resumed", progress=False, callbacks=(kill_at(5),))
     assert runs.latest_checkpoint(tmp_path / "resumed").name == "step-00000004"
     pretrain(cfg, tmp_path / "resumed", progress=False, resume=True)
-    a, b = losses(tmp_path / "straight"), losses(tmp_path / "resumed")
+    a, b = train_losses(tmp_path / "straight"), train_losses(tmp_path / "resumed")
     assert sorted(a) == sorted(b) == list(range(1, 9))
     for step in range(1, 9):
         assert b[step] == pytest.approx(a[step], abs=1e-4), step
@@ -273,7 +261,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tokenizer_dir, tmp_p
     assert two.returncode == 0, two.stderr[-2000:]
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert summary["processes"] == 2
-    a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
+    a, b = train_losses(tmp_path / "one"), train_losses(tmp_path / "two")
     assert sorted(a) == sorted(b) == [1, 2, 3, 4]
     for step in a:
         assert b[step] == pytest.approx(a[step], abs=2e-4)

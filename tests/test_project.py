@@ -58,3 +58,69 @@ def test_torch_is_a_range_and_the_cpu_build_is_the_makefile_default():
 def test_console_script_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["workbench"] == "workbench.cli:main"
+
+
+# ---- the package's layout: one room per concept, one-way imports ------------------------------------
+
+def _module_imports() -> dict[str, set[str]]:
+    """{module: the workbench modules it imports at module level} (`from .x import`, `from . import x`,
+    `from workbench.x import`); imports inside functions (optional heavy dependencies) are not counted."""
+    import ast
+
+    package = ROOT / "workbench"
+    names = {p.relative_to(package).with_suffix("").as_posix().replace("/__init__", "").replace("/", ".")
+             for p in package.rglob("*.py")}
+    graph = {}
+    for p in package.rglob("*.py"):
+        mod = p.relative_to(package).with_suffix("").as_posix().replace("/__init__", "").replace("/", ".")
+        here = mod if p.name == "__init__.py" else mod.rpartition(".")[0]
+        deps = set()
+        for node in ast.parse(p.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = here.split(".") if here else []
+                    base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+                    base = ".".join(base + ([node.module] if node.module else []))
+                elif (node.module or "").startswith("workbench."):
+                    base = node.module[len("workbench."):]
+                else:
+                    continue
+                deps |= {f"{base}.{a.name}".strip(".") for a in node.names} & names or ({base} & names)
+        graph[mod] = deps - {mod}
+    return graph
+
+
+def _listed_modules() -> list[str]:
+    """The modules the package docstring lists, in its order."""
+    doc = (ROOT / "workbench" / "__init__.py").read_text(encoding="utf-8").split('"""')[1]
+    return re.findall(r"^  (\w+)\s", doc, flags=re.M)
+
+
+def test_workbench_modules_import_one_way():
+    """No import cycles, and a module imports only modules listed above it in workbench/__init__.py
+    (a module of the app package counts as `app`)."""
+    graph = _module_imports()
+    position = {m: i for i, m in enumerate(_listed_modules())}
+    upward = [f"{mod} imports {dep}" for mod, deps in graph.items() for dep in deps
+              if mod.split(".")[0] != dep.split(".")[0]
+              and position.get(dep.split(".")[0], -1) > position.get(mod.split(".")[0], len(position))]
+    assert not upward, upward
+    state: dict[str, int] = {}
+
+    def visit(mod: str, path: list[str]) -> None:
+        state[mod] = 1
+        for dep in sorted(graph.get(mod, ())):
+            assert state.get(dep) != 1, f"import cycle: {' -> '.join(path + [mod, dep])}"
+            if dep not in state:
+                visit(dep, path + [mod])
+        state[mod] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [])
+
+
+def test_the_package_docstring_lists_every_module():
+    modules = {p.stem for p in (ROOT / "workbench").glob("*.py") if p.stem not in ("__init__", "__main__")}
+    missing = sorted(modules - set(_listed_modules()))
+    assert not missing, f"workbench/__init__.py does not list {missing}"

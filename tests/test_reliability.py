@@ -77,6 +77,46 @@ def test_train_tokenizer_overwrite_moves_the_old_one_aside(tmp_path, capsys):
     assert "did not write" in capsys.readouterr().err and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--task", "no-such-task"], "unknown task 'no-such-task'"),
+    (["--task", "trec", "--sizes", "100", "ten"], "--sizes: ten is not a whole number or 'all'"),
+    (["--task", "trec", "--sizes", "0", "all"], "sizes must be positive whole numbers or all"),
+])
+def test_learning_curve_refuses_bad_input_before_making_its_folder(tmp_path, capsys, argv, message):
+    out = tmp_path / "lc"
+    assert main(["learning-curve", "assets/default-model", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("workbench learning-curve: error:") and message in err
+    assert not out.exists()
+
+
+def test_a_missing_model_or_a_bad_task_file_is_refused_before_any_folder_is_made(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sentence,y\nhello there,1\n")  # no `label` column
+    missing = str(tmp_path / "no-model")
+    for argv, message in (
+            (["learning-curve", "assets/default-model", "--task", str(bad)], "no label column 'label'"),
+            (["learning-curve", missing, "--task", "trec"], "no such run or model directory"),
+            (["benchmark", "assets/default-model", "--tasks", "trec", str(bad)], "no label column 'label'"),
+            (["benchmark", missing, "--tasks", "trec"], "no such run or model directory"),
+            (["finetune", missing, "--task", "trec"], "no such run or model directory"),
+            (["simcse", missing, "--max-sentences", "50"], "no such run or model directory")):
+        out = tmp_path / "out"
+        assert main([*argv, "--out", str(out)]) == 2, argv
+        err = capsys.readouterr().err
+        assert f"workbench {argv[0]}: error:" in err and message in err, (argv, err)
+        assert not out.exists(), argv
+
+
+def test_learning_curve_keeps_a_users_folder(tmp_path, capsys):
+    out = _user_folder(tmp_path / "mine")
+    for extra in ([], ["--overwrite"]):
+        assert main(["learning-curve", "assets/default-model", "--task", "trec", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "exists and is not empty" in err and "holds files the workbench did not write (notes.txt)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and sorted(tmp_path.iterdir()) == [out]
+
+
 # ---- checkpoints and resume ----------------------------------------------------------------------
 
 def _tiny(tokenizer_dir, **train):

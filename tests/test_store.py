@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import Killed, kill_at, train_losses
 
-from workbench import runs, store
+from workbench import runs
 from workbench.config import DataConfig, MaskingConfig, PrepareConfig, PretrainConfig, from_dict
 from workbench.masking import Masker, generator_for
+from workbench.prepare import _file_fingerprint, prepare
 from workbench.pretrain import MLMTask, evaluate_mlm, pack, pretrain
-from workbench.store import StoreError, StoreTask, TokenStore, permute, prepare
+from workbench.store import StoreTask, permute
 from workbench.tokenizer import load_tokenizer
+from workbench.tokenstore import StoreError, TokenStore, in_validation, is_store, token_dtype, tokenizer_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +53,7 @@ def store_documents(docs: list[str], fraction: float = 0.1, seed: int = 0) -> di
     """The split prepare makes, by its documented rule."""
     out = {"train": [], "validation": []}
     for d in docs:
-        out["validation" if store.in_validation(d, fraction, seed) else "train"].append(d)
+        out["validation" if in_validation(d, fraction, seed) else "train"].append(d)
     return out
 
 
@@ -73,10 +76,10 @@ def test_prepare_packs_the_same_blocks_as_the_in_memory_path(news_store, news_do
 def test_manifest_records_tokenizer_sources_counts_and_split(news_store, corpus_file, tokenizer):
     m = json.loads((news_store / "manifest.json").read_text())
     assert m["complete"] is True and m["dtype"] == "uint16"
-    assert m["tokenizer"]["hash"] == store.tokenizer_hash(tokenizer) and m["tokenizer"]["vocab_size"] == len(tokenizer)
+    assert m["tokenizer"]["hash"] == tokenizer_hash(tokenizer) and m["tokenizer"]["vocab_size"] == len(tokenizer)
     assert m["validation"]["fraction"] == 0.1 and m["validation"]["seed"] == 0
     [src] = m["sources"]
-    assert src["unit"] == str(corpus_file.resolve()) and src["fingerprint"] == store._file_fingerprint(corpus_file)
+    assert src["unit"] == str(corpus_file.resolve()) and src["fingerprint"] == _file_fingerprint(corpus_file)
     for split in ("train", "validation"):
         shards = m["splits"][split]["shards"]
         assert m["splits"][split]["tokens"] == sum(s["tokens"] for s in shards) == src["tokens"][split]
@@ -90,7 +93,7 @@ def test_token_dtype_follows_the_vocabulary_size(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    assert store.token_dtype(65535) == np.uint16 and store.token_dtype(65536) == np.uint32
+    assert token_dtype(65535) == np.uint16 and token_dtype(65536) == np.uint32
     vocab = {t: i for i,
              t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(70000)])}
     backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
@@ -156,10 +159,14 @@ def test_prepare_cli_and_its_errors(corpus_file, tokenizer_dir, tmp_path):
     out = tmp_path / "cli-store"
     assert main(["prepare", "--data", str(corpus_file), "--tokenizer", str(tokenizer_dir), "--out", str(out),
                  "--no-progress", "--shard-mb", "0.2"]) == 0
-    assert store.is_store(out)
+    assert is_store(out)
     assert main(["prepare", "--data", str(tmp_path / "missing.txt"), "--tokenizer", "new", "--out",
                  str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()  # refused before any directory is made
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n   \n\n")
+    assert main(["prepare", "--data", str(blank), "--tokenizer", "new", "--out", str(tmp_path / "y")]) == 2
+    assert not (tmp_path / "y").exists()  # no text: refused before the folder (and a tokenizer trained on nothing)
 
 
 # ---- the training order and batches --------------------------------------------------------------
@@ -212,10 +219,6 @@ def tiny_store_config(news_store, **train) -> PretrainConfig:
                   "save_every": 4, "precision": "fp32", **train}})
 
 
-def losses(run_dir: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in runs.read_metrics(run_dir) if r["kind"] == "train"}
-
-
 @pytest.mark.slow
 def test_pretrain_from_a_store_trains_and_resumes_exactly(news_store, tmp_path):
     cfg = tiny_store_config(news_store, max_steps=8)
@@ -225,18 +228,10 @@ def test_pretrain_from_a_store_trains_and_resumes_exactly(news_store, tmp_path):
     assert saved["tokenizer"]["tokenizer_from"] == str(news_store / "tokenizer")
     again = evaluate_mlm(tmp_path / "straight", cfg, batches=1)  # the store's validation blocks, same fixed masks
     assert again["val_loss"] == pytest.approx(summary["val_loss"], abs=1e-3)
-
-    class Kill(Exception):
-        pass
-
-    def kill_at_step_5(kind, record):
-        if kind == "train" and record["step"] == 5:
-            raise Kill
-
-    with pytest.raises(Kill):
-        pretrain(cfg, tmp_path / "resumed", progress=False, callbacks=(kill_at_step_5,))
+    with pytest.raises(Killed):
+        pretrain(cfg, tmp_path / "resumed", progress=False, callbacks=(kill_at(5),))
     pretrain(cfg, tmp_path / "resumed", progress=False, resume=True)
-    a, b = losses(tmp_path / "straight"), losses(tmp_path / "resumed")
+    a, b = train_losses(tmp_path / "straight"), train_losses(tmp_path / "resumed")
     assert sorted(a) == sorted(b) == list(range(1, 9))
     for step in a:
         assert b[step] == pytest.approx(a[step], abs=1e-5), step
@@ -315,7 +310,7 @@ def test_two_processes_from_a_store_match_one_with_the_same_global_batch(news_st
     two = accelerate_pretrain([*common, "--out", str(tmp_path / "two")], 2)
     assert two.returncode == 0, two.stderr[-2000:]
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["processes"] == 2
-    a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
+    a, b = train_losses(tmp_path / "one"), train_losses(tmp_path / "two")
     assert sorted(a) == sorted(b) == [1, 2, 3, 4]
     for step in a:
         assert b[step] == pytest.approx(a[step], abs=2e-4)
@@ -353,7 +348,7 @@ def test_a_killed_two_process_run_resumes_exactly(news_store, tmp_path):
     assert not (tmp_path / "resumed" / "summary.json").exists()
     resumed = accelerate_pretrain([*common, "--out", str(tmp_path / "resumed"), "--resume"], 2)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = losses(tmp_path / "straight"), losses(tmp_path / "resumed")
+    a, b = train_losses(tmp_path / "straight"), train_losses(tmp_path / "resumed")
     assert sorted(a) == sorted(b) == list(range(1, 9))
     for step in a:
         assert b[step] == pytest.approx(a[step], abs=1e-5), step

@@ -13,12 +13,14 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from . import config as C
-from . import experiments, finetune, loading, runs, simcse, store
+from . import experiments, finetune, loading, runs, simcse
 from .data import corpus_stats, iter_texts, load_corpus
 from .embeddings import nearest_neighbours
 from .inspection import fill_mask, load_mlm
+from .prepare import prepare
 from .pretrain import evaluate_mlm, pretrain
 from .tokenizer import load_tokenizer, tokenizer_report, train_tokenizer
+from .tokenstore import describe
 
 EXAMPLES = """examples:
   workbench corpus-stats                               statistics of the default corpus
@@ -54,9 +56,7 @@ def _add_common_config(p: argparse.ArgumentParser) -> None:
 def cmd_corpus_stats(args) -> int:
     cfg = _pretrain_config(args)
     corpus = load_corpus(cfg.data, seed=cfg.train.seed)
-    tokenizer = None
-    if args.tokenizer:
-        tokenizer = load_tokenizer(args.tokenizer)
+    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
     out = {}
     for split in corpus:
         if len(corpus[split]) == 0:
@@ -81,6 +81,15 @@ def cmd_train_tokenizer(args) -> int:
     tok.save_pretrained(str(out))
     print(f"trained a {cfg.tokenizer.algorithm} tokenizer in {time.perf_counter() - t0:.1f}s -> {out}")
     print(tokenizer_report(tok, corpus["validation"]["text"]).table())
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    cfg = C.from_dict(C.PrepareConfig, C.overrides_from_args(args, C.PrepareConfig))
+    t0 = time.perf_counter()
+    m = prepare(cfg, args.tokenizer, args.out, overwrite=args.overwrite, progress=args.progress)
+    print(f"token store {args.out}: {describe(m)} ({time.perf_counter() - t0:.1f}s this run)")
+    print(f"train from it: workbench pretrain --data {args.out} --out runs/NAME")
     return 0
 
 
@@ -126,11 +135,10 @@ def cmd_export(args) -> int:
     if args.half:
         cfg = C.load_config_file(Path(args.run) / runs.CONFIG)
         m = evaluate_mlm(out, cfg, batches=cfg.train.eval_batches)
-        extra.append(("stored weights",
-                      f"float16 (loaded as float32); validation of this copy, same fixed masks: MLM loss "
-                                        f"{m['val_loss']:.3f}, masked-token accuracy {m['val_accuracy']:.1%}, "
-                                        f"[MASK]-only accuracy {m['val_mask_accuracy']:.1%}, cloze top-1 "
-                                        f"{m['cloze_top1']:.1%} / top-5 {m['cloze_top5']:.1%}"))
+        extra.append(("stored weights", f"float16 (loaded as float32); validation of this copy, same fixed masks: "
+                      f"MLM loss {m['val_loss']:.3f}, masked-token accuracy {m['val_accuracy']:.1%}, [MASK]-only "
+                      f"accuracy {m['val_mask_accuracy']:.1%}, cloze top-1 {m['cloze_top1']:.1%} / top-5 "
+                      f"{m['cloze_top5']:.1%}"))
     (out / "README.md").write_text(runs.model_card(args.run, examples, extra), encoding="utf-8")
     print(f"exported {args.run} -> {out} (model card: {out / 'README.md'})")
     return 0
@@ -149,15 +157,14 @@ def cmd_evaluate(args) -> int:
 def cmd_fill_mask(args) -> int:
     model, tokenizer = load_mlm(args.model)
     text = args.text.replace("[MASK]", tokenizer.mask_token) if tokenizer.mask_token != "[MASK]" else args.text
-    result = fill_mask(model, tokenizer, text, top_k=args.top_k)
-    predictions = result["predictions"] if isinstance(result, dict) else result
+    result = fill_mask(model, tokenizer, text, top_k=args.top_k)  # a dict, JSON-ready
     if args.json:
-        print(json.dumps(result if isinstance(result, dict) else {"predictions": result}, indent=2))
+        print(json.dumps(result, indent=2))
         return 0
-    if isinstance(result, dict) and result.get("notice"):
-        print(f"note: {result['notice']}")
-    for i, preds in enumerate(predictions, 1):
-        print(f"mask {i}:" if len(predictions) > 1 else "")
+    if result.notice:
+        print(f"note: {result.notice}")
+    for i, preds in enumerate(result.predictions, 1):
+        print(f"mask {i}:" if len(result.predictions) > 1 else "")
         print(f"  {'rank':>4}  {'token':<20} {'probability':>11}")
         for rank, p in enumerate(preds, 1):
             bar = "#" * round(p["score"] * 30)
@@ -202,14 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an --out the workbench made (the old one is moved to OUT.old-N)")
     p.set_defaults(func=cmd_train_tokenizer)
 
-    store.add_prepare_command(sub)
+    p = sub.add_parser("prepare", help="tokenize a corpus once into a memory-mapped token store (larger than memory)",
+                       description="Tokenize --data into the token store --out (uint16/uint32 memmap shards, document "
+                       "boundaries, a manifest), in parallel, with a progress bar. Run it again to resume an "
+                       "interrupted prepare or to append sources; then train with `workbench pretrain --data STORE`.")
+    p.add_argument("--tokenizer", required=True, metavar="DIR_OR_NEW", help="a tokenizer directory or hub name, or "
+                   "'new' to train one (--vocab-size, --algorithm, ...) on the first --tokenizer-sample-mb of text")
+    p.add_argument("--out", required=True, help="the store directory")
+    p.add_argument("--overwrite", action="store_true", help="start a new store in --out (the old one is moved to "
+                   "OUT.old-N)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    C.add_arguments(p, C.PrepareConfig, skip=("data.streaming", "tokenizer.tokenizer_from"))
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("pretrain", help="pre-train a masked language model",
                        description="Pre-train a BERT masked language model from scratch (or continue from "
-                       "--init-from). "
-                       "Stop by --max-steps, --epochs or --time-budget (the learning-rate schedule follows the "
-                       "budget). "
-                       "Defaults shown are before --preset/--config, which override them; typed flags override both.")
+                       "--init-from). Stop by --max-steps, --epochs or --time-budget (the learning-rate schedule "
+                       "follows the budget). Defaults shown are before --preset/--config, which override them; typed "
+                       "flags override both.")
     _add_common_config(p)
     p.add_argument("--out", help="run directory (default: runs/PRESET-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint "
@@ -225,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export",
                        help="copy a run's final model with a model card (command, seeds, corpus, time, metrics)",
                        description="Copy RUN/model to OUT as a plain Hugging Face model directory and write "
-                       "OUT/README.md: "
-                       "the exact command, seeds, corpus, training time, validation metrics and example predictions.")
+                       "OUT/README.md: the exact command, seeds, corpus, training time, validation metrics and example "
+                       "predictions.")
     p.add_argument("run", help="a finished pre-training run directory")
     p.add_argument("out", help="destination directory (e.g. assets/default-model)")
     p.add_argument("--example", action="append", help="a sentence with [MASK] to show in the card (repeatable)")
@@ -276,28 +293,28 @@ def build_parser() -> argparse.ArgumentParser:
 def add_downstream_commands(sub) -> None:
     """Fine-tuning, classification, the benchmark, the learning curve and the contrastive objective
     (their flags come from FinetuneConfig, BenchmarkConfig and SimCSEConfig)."""
-    p = sub.add_parser("finetune", help="fine-tune a model for text classification",
-                       description="Fine-tune a pre-trained run/model on a built-in task (sentiment, spam, trec, bbc), "
-                       "a "
-                       "CSV/JSONL file or folder, or hf:NAME; writes a run directory with metrics, checkpoints, the "
-                       "final classifier, test metrics and test predictions.")
-    add_finetune_arguments(p)
-    p.set_defaults(func=cmd_finetune)
-
-    p = sub.add_parser("classify", help="label probabilities of texts from a fine-tuned model",
-                       description="Classify TEXT(s) with a fine-tuned run directory, model directory or hub id.")
-    add_classify_arguments(p)
-    p.set_defaults(func=cmd_classify)
-
-    add_benchmark_command(sub)
-    add_learning_curve_command(sub)
-
-    p = sub.add_parser("simcse", help="contrastive sentence embeddings (unsupervised SimCSE) on a pre-trained encoder",
-                       description="Train a pre-trained encoder with unsupervised SimCSE (each sentence twice with "
-                       "dropout, in-batch negatives, temperature 0.05) on corpus sentences; report same-label "
-                       "retrieval precision@k on a labelled task before and after.")
-    add_simcse_arguments(p)
-    p.set_defaults(func=cmd_simcse)
+    for name, add_flags, run, summary, description in (
+            ("finetune", add_finetune_arguments, cmd_finetune, "fine-tune a model for text classification",
+             "Fine-tune a pre-trained run/model on a built-in task (sentiment, spam, trec, bbc), a CSV/JSONL file or "
+             "folder, or hf:NAME; writes a run directory with metrics, checkpoints, the final classifier, test metrics "
+             "and test predictions."),
+            ("classify", add_classify_arguments, cmd_classify, "label probabilities of texts from a fine-tuned model",
+             "Classify TEXT(s) with a fine-tuned run directory, model directory or hub id."),
+            ("benchmark", add_benchmark_arguments, cmd_benchmark, "fine-tune on every task, pre-trained vs from "
+             "scratch vs bag of words (GLUE-style table, seeds, learning rates chosen on validation)",
+             "Fine-tune MODEL and the same architecture from random weights on each task with the same budget. Each "
+             "arm's learning rate is chosen on the validation split from its grid, then run with --seeds seeds and "
+             "scored on the test split (mean and standard deviation); a TF-IDF logistic regression gives a "
+             "bag-of-words row. Prints the table and the sweep and writes benchmark.json and benchmark.md."),
+            ("learning-curve", add_learning_curve_arguments, cmd_learning_curve,
+             "test score against training-set size, pre-trained vs from scratch", None),
+            ("simcse", add_simcse_arguments, cmd_simcse, "contrastive sentence embeddings (unsupervised SimCSE) on a "
+             "pre-trained encoder", "Train a pre-trained encoder with unsupervised SimCSE (each sentence twice with "
+             "dropout, in-batch negatives, temperature 0.05) on corpus sentences; report same-label retrieval "
+             "precision@k on a labelled task before and after.")):
+        p = sub.add_parser(name, help=summary, description=description)
+        add_flags(p)
+        p.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace, cls: type):
@@ -427,37 +444,24 @@ def add_learning_curve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", nargs="+", default=["100", "300", "1000", "all"],
                         help="training-set sizes ('all' = whole)")
     parser.add_argument("--out", "-o", default="runs/learning-curve", help="output folder (runs, JSON, HTML figure)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an output folder the workbench made "
+                        "(the old one is kept as OUT.old-N)")
     parser.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
     parser.add_argument("--min-steps", type=int, default=50)
 
 
 def cmd_learning_curve(args: argparse.Namespace) -> int:
+    bad = [s for s in args.sizes if s.lower() not in ("all", "none", "full") and not s.isdigit()]
+    if bad:
+        raise C.ConfigError(f"--sizes: {', '.join(bad)} is not a whole number or 'all'")
     sizes = [None if s.lower() in ("all", "none", "full") else int(s) for s in args.sizes]
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    results, fig = experiments.learning_curve(args.model, args.task, sizes, out_dir=args.out,
+    # the task, the sizes and the model are checked before --out is made (learning_curve does both)
+    results, fig = experiments.learning_curve(args.model, args.task, sizes, out_dir=args.out, overwrite=args.overwrite,
                                               scratch=not args.no_scratch, min_steps=args.min_steps)
     # plotly.js is written beside the page, so it opens offline (a CDN link would not)
     fig.write_html(str(Path(args.out) / "learning_curve.html"), include_plotlyjs="directory")
     print(f"written {Path(args.out) / 'learning_curve.json'} and learning_curve.html")
     return 0
-
-
-def add_benchmark_command(sub) -> None:
-    p = sub.add_parser("benchmark", help="fine-tune on every task, pre-trained vs from scratch vs bag of words "
-                       "(GLUE-style table, seeds, learning rates chosen on validation)",
-                       description="Fine-tune MODEL and the same architecture from random weights on each task with "
-                       "the same budget. Each arm's learning rate is chosen on the validation split from its grid, "
-                       "then run with --seeds seeds and scored on the test split (mean and standard deviation); a "
-                       "TF-IDF logistic regression gives a bag-of-words row. Prints the table and the sweep and writes "
-                       "benchmark.json and benchmark.md.")
-    add_benchmark_arguments(p)
-    p.set_defaults(func=cmd_benchmark)
-
-
-def add_learning_curve_command(sub) -> None:
-    p = sub.add_parser("learning-curve", help="test score against training-set size, pre-trained vs from scratch")
-    add_learning_curve_arguments(p)
-    p.set_defaults(func=cmd_learning_curve)
 
 
 def _short_warning(message, category, filename, lineno, line=None) -> str:

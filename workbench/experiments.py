@@ -17,6 +17,7 @@ import contextlib
 import copy
 import io
 import json
+import numbers
 import re
 import shutil
 import tempfile
@@ -38,7 +39,7 @@ from .config import (
     to_dict,
 )
 from .data import load_corpus
-from .finetune import FinetuneConfig, FinetuneError, finetune
+from .finetune import FinetuneConfig, FinetuneError, check_model, finetune
 from .pretrain import evaluate_mlm, pretrain
 from .tasks import TaskError, known_tasks, load_task, subsample
 
@@ -95,23 +96,23 @@ def benchmark_table(results: dict) -> str:
     standard deviation of the per-seed differences) and the bag-of-words score with its chosen C."""
     rows, avg = results["tasks"], results["average"]
     scratch, bow = "scratch" in avg, "bow" in avg
-    head = "| task | metric | pre-trained |" + (" from scratch | difference |" if scratch else "") + \
-        (" bag of words |" if bow else "")
-    lines = [head, "|---|---|---:|" + ("---:|---:|" if scratch else "") + ("---:|" if bow else "")]
+
+    def line(task: str, metric: str, pretrained: str, from_scratch, difference, bag_of_words) -> str:
+        """A table row; the columns of absent arms are left out (their values are then False)."""
+        cells = [task, metric, pretrained] + ([from_scratch, difference] if scratch else []) + \
+            ([bag_of_words] if bow else [])
+        return "|" + "".join(f" {c} |" if c else " |" for c in cells)
+
+    lines = [line("task", "metric", "pre-trained", "from scratch", "difference", "bag of words"),
+             "|---|---|---:|" + ("---:|---:|" if scratch else "") + ("---:|" if bow else "")]
     for r in rows:
         a = r["arms"]
-        line = f"| {r['task']} | {r['metric']} | {_pm(a['pretrained'])} (lr {a['pretrained']['lr']:g}) |"
-        if scratch:
-            line += f" {_pm(a['scratch'])} (lr {a['scratch']['lr']:g}) | {_pm(r['difference'])} |"
-        if bow:
-            line += f" {100 * a['bow']['score']:.1f} (C {a['bow']['C']:g}) |"
-        lines.append(line)
-    line = f"| **average** | | **{_pm(avg['pretrained'])}** |"
-    if scratch:
-        line += f" **{_pm(avg['scratch'])}** | **{_pm(avg['difference'])}** |"
-    if bow:
-        line += f" **{100 * avg['bow']:.1f}** |"
-    lines.append(line)
+        lines.append(line(r["task"], r["metric"], f"{_pm(a['pretrained'])} (lr {a['pretrained']['lr']:g})",
+                          scratch and f"{_pm(a['scratch'])} (lr {a['scratch']['lr']:g})",
+                          scratch and _pm(r["difference"]),
+                          bow and f"{100 * a['bow']['score']:.1f} (C {a['bow']['C']:g})"))
+    lines.append(line("**average**", "", f"**{_pm(avg['pretrained'])}**", scratch and f"**{_pm(avg['scratch'])}**",
+                      scratch and f"**{_pm(avg['difference'])}**", bow and f"**{100 * avg['bow']:.1f}**"))
     return "\n".join(lines)
 
 
@@ -145,6 +146,11 @@ def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[Be
     unknown = [t for t in cfg.tasks if t not in known_tasks() and not t.startswith("hf:") and not Path(t).exists()]
     if unknown:
         raise FinetuneError(f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(known_tasks())}")
+    try:  # every task and the model are read before the output folder is made
+        tasks = {name: load_task(name, train_examples=cfg.train_examples, seed=cfg.train.seed) for name in cfg.tasks}
+    except TaskError as e:
+        raise FinetuneError(str(e)) from None
+    check_model(str(pretrained_path))
     try:
         runs.prepare_output_dir(out, overwrite, kind="benchmark")  # an old one is moved to OUT.old-N
     except runs.RunError as e:
@@ -153,11 +159,7 @@ def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[Be
     seeds = [cfg.train.seed + i for i in range(cfg.seeds)]
     arms = [("pretrained", False, cfg.pretrained_lrs)] + ([("scratch", True, cfg.scratch_lrs)] if cfg.scratch else [])
     rows = []
-    for name in cfg.tasks:
-        try:
-            data = load_task(name, train_examples=cfg.train_examples, seed=cfg.train.seed)
-        except TaskError as e:
-            raise FinetuneError(str(e)) from None
+    for name, data in tasks.items():
         row = {"task": data.name, "metric": data.metric, "train_examples": len(data["train"]),
                "validation_examples": min(len(data["validation"]), cfg.eval_examples or len(data["validation"])),
                "test_examples": len(data["test"]), "arms": {}}
@@ -242,21 +244,32 @@ def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[Be
 def learning_curve(pretrained_path: str | Path, task: str = "sentiment",
                    sizes: Sequence[Optional[int]] = (100, 300, 1000, None),
                    cfg: Optional[FinetuneConfig] = None, *, out_dir: str | Path | None = None, scratch: bool = True,
-                   min_steps: int = 50, progress: bool = False, verbose: bool = True):
+                   min_steps: int = 50, overwrite: bool = False, progress: bool = False, verbose: bool = True):
     """Test score against training-set size, pre-trained vs from scratch. Each point trains for
     cfg.train.epochs epochs but at least `min_steps` steps (small sets need several passes); the
-    samples are nested (a seeded shuffle's prefixes). Returns (results, plotly figure)."""
+    samples are nested (a seeded shuffle's prefixes). Returns (results, plotly figure). The task, the
+    sizes and the model are checked before `out_dir` is made (an old one is moved aside with
+    `overwrite`, as for `benchmark`); without `out_dir` the runs go to a temporary folder."""
     base = copy.deepcopy(cfg) if cfg is not None else FinetuneConfig()
     base.model, base.task = str(pretrained_path), task
+    bad = [s for s in sizes if s is not None and (isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1)]
+    if bad or not sizes:
+        raise FinetuneError(f"training-set sizes must be positive whole numbers or all (None); got {list(sizes)}")
     try:
         full = load_task(task, seed=base.train.seed, text_column=base.text_column, label_column=base.label_column,
                          text_pair_column=base.text_pair_column, unseen=base.unseen)
     except TaskError as e:
         raise FinetuneError(str(e)) from None
+    check_model(base.model)
     tmp = None
     if out_dir is None:
         tmp = tempfile.mkdtemp(prefix="learning-curve-")
         out_dir = tmp
+    else:
+        try:
+            runs.prepare_output_dir(out_dir, overwrite, kind="learning-curve")  # an old one is moved to OUT.old-N
+        except runs.RunError as e:
+            raise FinetuneError(str(e)) from None
     results = []
     try:
         for size in sizes:

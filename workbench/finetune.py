@@ -207,6 +207,13 @@ def load_for_classification(path: str, label_names: Sequence[str], from_scratch:
     return model, tokenizer
 
 
+def check_model(path: str) -> None:
+    """Refuse a model that cannot be fine-tuned (its tokenizer or config does not load) with a
+    FinetuneError; cheap, so experiments call it before they make a folder."""
+    loading.load_tokenizer(path, FinetuneError)
+    loading.load_config(path, FinetuneError, "a model for sequence classification")
+
+
 def encoder_parts(model) -> tuple[Optional[torch.nn.Module], list[torch.nn.Module]]:
     """(embeddings, transformer layers bottom-up) of BERT-family models (BERT, RoBERTa, ELECTRA,
     DistilBERT and relatives)."""
@@ -278,12 +285,13 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, *, resume: bool = False, 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     task_data = task_data if task_data is not None else _load_task(cfg)
     accelerator = make_accelerator(cfg.train)
+    # the model is loaded (and a bad one refused) before the run directory is made
+    model, tokenizer = load_for_classification(cfg.model, task_data.label_names, cfg.from_scratch, cfg.train.seed,
+                                               cfg.classifier_dropout)
     try:
         run_dir = start_run(out_dir, accelerator, overwrite=overwrite, resume=resume)
     except runs.RunError as e:
         raise FinetuneError(str(e)) from None
-    model, tokenizer = load_for_classification(cfg.model, task_data.label_names, cfg.from_scratch, cfg.train.seed,
-                                               cfg.classifier_dropout)
     frozen = apply_strategy(model, cfg.strategy, cfg.freeze_layers)
     if accelerator.is_main_process:
         write_run_config(run_dir, cfg, "finetune")

