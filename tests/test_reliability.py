@@ -92,7 +92,7 @@ def test_learning_curve_refuses_bad_input_before_making_its_folder(tmp_path, cap
 
 def test_a_missing_model_or_a_bad_task_file_is_refused_before_any_folder_is_made(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
-    bad.write_text("sentence,y\nhello there,1\n")  # no `label` column
+    bad.write_text("text,y\nhello there,1\n")  # no `label` column
     missing = str(tmp_path / "no-model")
     for argv, message in (
             (["learning-curve", "assets/default-model", "--task", str(bad)], "no label column 'label'"),
