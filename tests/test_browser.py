@@ -107,6 +107,8 @@ def test_fill_mask_in_the_browser(page):
     page.wait_for_function("tok => document.querySelector('#fill-message').innerText.trim().startsWith('mask 1: ' + "
                            "tok)",
                            arg=expected[0])
+    # the plot is drawn after the table and message update (plotly renders client-side): wait for it
+    page.wait_for_selector("#fill-plot .js-plotly-plot", timeout=30_000)
     assert page.locator("#fill-plot .js-plotly-plot").count() == 1
     page.screenshot(path=str(ARTIFACTS / "fill-mask.png"), full_page=True)
 

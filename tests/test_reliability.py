@@ -94,13 +94,17 @@ def test_a_missing_model_or_a_bad_task_file_is_refused_before_any_folder_is_made
     bad = tmp_path / "bad.csv"
     bad.write_text("text,y\nhello there,1\n")  # no `label` column
     missing = str(tmp_path / "no-model")
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n")
     for argv, message in (
             (["learning-curve", "assets/default-model", "--task", str(bad)], "no label column 'label'"),
             (["learning-curve", missing, "--task", "trec"], "no such run or model directory"),
             (["benchmark", "assets/default-model", "--tasks", "trec", str(bad)], "no label column 'label'"),
             (["benchmark", missing, "--tasks", "trec"], "no such run or model directory"),
             (["finetune", missing, "--task", "trec"], "no such run or model directory"),
-            (["simcse", missing, "--max-sentences", "50"], "no such run or model directory")):
+            (["simcse", missing, "--max-sentences", "50"], "no such run or model directory"),
+            (["pretrain", "--data", str(tmp_path / "missing.txt")], "missing.txt"),
+            (["pretrain", "--data", str(blank)], "the corpus is empty")):
         out = tmp_path / "out"
         assert main([*argv, "--out", str(out)]) == 2, argv
         err = capsys.readouterr().err

@@ -43,7 +43,7 @@ NUMBER_RULES: dict[str, tuple[Optional[float], Optional[float], bool, bool]] = {
     "freeze_layers": (0, None, True, True), "seeds": (1, None, True, True), "train_examples": (1, None, True, True),
     "eval_examples": (1, None, True, True), "classifier_dropout": (0, 1, True, False),
     "layer_lr_decay": (0, 1, False, True), "max_sentences": (1, None, True, True), "min_words": (0, None, True, True),
-    "temperature": (0, None, False, True), "k": (1, None, True, True),
+    "temperature": (0, None, False, True), "k": (1, None, True, True), "snapshots": (0, None, True, True),
 }
 
 
@@ -249,6 +249,7 @@ class PretrainConfig:
     snapshots: int = 25  # keep float16 weights in RUN/snapshots/step-N at steps N, 2N, 4N, ... and the last (0 = off)
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if self.objective not in ("mlm", "mlm+nsp", "mlm+sop"):
             raise ConfigError(f"objective must be mlm, mlm+nsp or mlm+sop, got {self.objective!r}")
         # checked here, before any corpus loading or tokenizer training, so a typo costs nothing

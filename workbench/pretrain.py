@@ -236,6 +236,9 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
     from .training import make_accelerator
 
     accelerator = make_accelerator(cfg.train)
+    # the corpus is read before the run folder is made: a missing or empty --data leaves nothing behind
+    if corpus is None and not store.wanted(cfg.data):
+        corpus = load_corpus(cfg.data, seed=cfg.train.seed)
     run_dir = start_run(out_dir, accelerator, overwrite=overwrite, resume=resume)
     resumed = resume and (run_dir / runs.CONFIG).exists()  # config.json is written before any checkpoint
     # --data STORE or --streaming (else None); sets cfg's tokenizer to the store's, as the run saved it
