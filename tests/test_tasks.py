@@ -81,6 +81,23 @@ def test_subsample_is_nested_and_seeded(builtin):
     assert tasks.subsample(builtin["trec"], None) is builtin["trec"]
 
 
+def test_task_corpus_keeps_the_splits_and_drops_the_labels():
+    rows = [("a good film", "pos"), ("a bad film", "neg"), ("dull", "neg"), ("fine acting", "pos"), ("meh", "neg")]
+    task = tasks._build("t", rows, given_splits=["train", "validation", "train", "test", "train"])
+    corpus = tasks.task_corpus(task)
+    assert set(corpus) == {"train", "validation"}
+    assert corpus["train"].column_names == ["doc_id", "text"]
+    assert list(corpus["train"]["text"]) == ["a good film", "dull", "meh"]
+    assert list(corpus["train"]["doc_id"]) == [0, 1, 2]
+    assert list(corpus["validation"]["text"]) == ["a bad film"]  # the test split is left out
+    assert list(tasks.task_corpus(task, validation="test")["validation"]["text"]) == ["fine acting"]
+    pairs = tasks._build("p", [("q1", "a1", "x"), ("q2", "a2", "y"), ("q3", "a3", "x"), ("q4", "a4", "y")],
+                         pair=True, given_splits=["train", "validation", "test", "train"])
+    assert list(tasks.task_corpus(pairs)["train"]["text"]) == ["q1", "a1", "q4", "a4"]  # both texts, in order
+    with pytest.raises(TaskError, match="no 'dev' split"):
+        tasks.task_corpus(task, validation="dev")
+
+
 def test_unknown_task_lists_known_ones():
     with pytest.raises(TaskError) as e:
         load_task("sentimnet")

@@ -198,6 +198,23 @@ def subsample(task: TaskData, n: Optional[int], seed: int = 0) -> TaskData:
                     task.notes + [f"training set subsampled to {n} of {len(train)} (seed {seed})"])
 
 
+def task_corpus(task: TaskData, train: str = "train", validation: str = "validation") -> datasets.DatasetDict:
+    """A task's texts without their labels, as a pre-training corpus for `pretrain(cfg, run, corpus=...)`
+    and `evaluate_mlm(..., corpus=...)`: continued pre-training on the task's domain (Gururangan et al.
+    2020; the Hugging Face course, chapter 7.3). The task's `train` split becomes the corpus's train
+    split and its `validation` split the corpus's validation split, so text held out from fine-tuning
+    stays held out here too. A pair task gives each example's two texts as two documents, in order."""
+    parts = {}
+    for target, source in (("train", train), ("validation", validation)):
+        if source not in task.splits:
+            raise TaskError(f"{task.name}: no {source!r} split; splits are {', '.join(task.splits)}")
+        rows = task[source]
+        texts = ([t for pair in zip(rows["text"], rows["text_pair"]) for t in pair] if task.pair
+                 else list(rows["text"]))
+        parts[target] = datasets.Dataset.from_dict({"doc_id": list(range(len(texts))), "text": texts})
+    return datasets.DatasetDict(parts)
+
+
 def known_tasks() -> list[str]:
     return list(TASKS)
 
