@@ -154,6 +154,7 @@ def test_pretrain_writes_a_complete_run_directory_and_learns(tokenizer_dir, tmp_
     assert train[-1]["tokens"] == 30 * 8 * 64
     assert sum(r["loss"] for r in train[-5:]) / 5 < sum(r["loss"] for r in train[:5]) / 5 - 0.5
     assert summary["steps"] == 30 and summary["val_loss"] == evals[-1]["val_loss"]
+    assert summary["precision"] == "fp32" and summary["device"] == "cpu"  # --precision's names, not accelerate's "no"
     assert evals[-1]["val_perplexity"] == pytest.approx(float(torch.tensor(evals[-1]["val_loss"]).exp()), rel=1e-3)
     # the final model is a plain Hugging Face directory
     from transformers import AutoModelForMaskedLM, AutoTokenizer

@@ -473,7 +473,9 @@ def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, cal
     module.eval()
     summary = {"steps": state.step, "tokens": state.tokens, "train_time": round(state.train_time, 2),
                "tokens_per_s": round(state.tokens / max(state.train_time, 1e-9), 1),
-               "processes": world, "precision": accelerator.mixed_precision, "device": str(accelerator.device)}
+               "processes": world, "device": str(accelerator.device),
+               # accelerate calls full precision "no"; the summary uses the names of --precision
+               "precision": "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision}
     if stopped:
         summary.update(stopped=True, stop_reason=stopped)
     if eval_record and eval_record["step"] == state.step:
