@@ -406,49 +406,6 @@ def test_declared_minimum_versions_cover_what_the_code_uses():
                 f"the code uses {usage} ({package} {major}), pyproject asks {package}>={minimum[package]}"
 
 
-def test_make_lab_passes_allow_root_as_root():
-    import os
-    import subprocess
-
-    out = subprocess.run(["make", "-n", "-o", ".venv/.installed", "lab"], capture_output=True, text=True,
-                         cwd=Path(__file__).parent.parent).stdout
-    assert "jupyter lab notebooks/" in out
-    assert ("--allow-root" in out) == (os.geteuid() == 0)
-
-
-@pytest.mark.slow
-def test_make_lab_starts_jupyter_and_lists_the_notebooks():
-    import os
-    import signal
-    import socket
-    import subprocess
-    import time
-    import urllib.request
-
-    root = Path(__file__).parent.parent
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = f"--no-browser --ip=127.0.0.1 --port={port} --IdentityProvider.token=smoke --ServerApp.port_retries=0"
-    proc = subprocess.Popen(["make", "-o", ".venv/.installed", "lab", f"LAB_ARGS={args}"], cwd=root,
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        names, deadline = None, time.monotonic() + 240
-        while names is None and time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/?token=smoke", timeout=5) as r:
-                    names = [c["name"] for c in json.loads(r.read())["content"]]
-            except OSError:
-                time.sleep(1)
-        tail = proc.stdout.read1().decode(errors="replace")[-2000:] if proc.poll() is not None else "no answer"
-        assert names is not None, tail
-        assert "01_data_and_tokenizer.ipynb" in names
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-
-
 # ---- the app under abuse -------------------------------------------------------------------------
 
 def test_limits_refuse_abusive_values_with_a_message():
@@ -512,3 +469,36 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
 
     result = fault_injection.run_trials(tmp_path, kills=4, runs=2, steps=60, seed=1, log=lambda *_: None)
     assert result["kills"] == 4 and result["failures"] == []
+
+
+def test_the_abuse_script_tries_every_server_side_limit_and_knows_a_readable_message():
+    """benchmarks/app_load.py --abuse: the issue's table and one request over each limit of
+    workbench/limits.py (a new check_* without a case fails here); a traceback is not a message."""
+    import sys
+
+    from workbench import limits
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    import app_load
+
+    cases = app_load.abuse_cases("[MASK]")
+    checks = {n for n in vars(limits) if n.startswith("check_")} | {"run_name"}
+    assert checks == {"check_text", "check_top_k", "check_masks", "check_attention_tokens", "check_model_field",
+                      "check_surprisal_tokens", "check_upload", "run_name"}
+    assert checks <= {c.limit for c in cases}
+    assert {c.name for c in cases} >= {"issue_10_masks_view", "issue_20_masks_top_k_1e6", "issue_500_words_attention",
+                                       "model_nul_byte", "model_parent_path", "upload_51MB", "text_10MB_attention"}
+    assert len({c.name for c in cases}) == len(cases)
+    issue = {c.name: c for c in cases}
+    assert issue["issue_20_masks_top_k_1e6"].args == (" ".join(["[MASK]"] * 20), 1_000_000, "")
+    assert issue["upload_51MB"].args[0].size > limits.MAX_UPLOAD_BYTES and issue["upload_51MB"].via == "upload"
+    assert len(issue["text_2001_chars"].args[0]) == limits.MAX_TEXT_CHARS + 1
+    assert app_load.readable("the text has 10 [MASK] tokens; the app fills at most 8 at once")
+    for bad in ["", "Error", "None", "Traceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'a'",
+                "The upstream Gradio app has raised an exception but has not enabled verbose error reporting."]:
+        assert not app_load.readable(bad), bad
+    refused = app_load.Outcome(issue["top_k_0"], 0.1, "refused", "top-k must be between 1 and 20, got 0")
+    assert refused.ok
+    traceback = "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: top-k must be between"
+    assert not app_load.Outcome(issue["top_k_0"], 0.1, "refused", traceback).ok
+    assert not app_load.Outcome(issue["top_k_0"], 0.1, "answered", "top-k must be between 1 and 20, got 0").ok
