@@ -1,14 +1,22 @@
 """Shared fixtures and helpers: a small corpus slice and a tokenizer trained on it once per session;
 tiny models built once per pytest run (`tiny_bert_dir()` and friends, cached per process); a run
-killed at a step (`kill_at`) and its training losses; a fake metrics.jsonl and a free port for the
-app tests. Test files import the helpers from here, never from each other."""
+killed at a step (`kill_at`) and its training losses; for the app tests a fake metrics.jsonl, a free
+port, the app served in this process with its gradio_client (`served_app`) or in a subprocess as
+`workbench app` runs it (`app_process`), and a Chromium page on it (`chromium_page`). Test files
+import the helpers from here, never from each other."""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +146,86 @@ def fake_metrics(run_dir: Path, steps: int = 200, slope: float = 0.02, time_per_
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     return recs
+
+
+@contextmanager
+def served_app(runs_dir: Path, model: str | Path | None = None, **build_kwargs):
+    """The app built in this process (`model` as its start model, the tiny BERT by default) on a free
+    loopback port; yields (demo, gradio_client.Client, runs_dir). On the way out a run the test started
+    from the page is stopped and the server closed. Module fixtures wrap it: `with served_app(...) as s: yield s`."""
+    from gradio_client import Client  # the app tests' client: only they pay for importing it
+
+    from workbench import app as app_module
+
+    demo = app_module.build_app(model=str(model or tiny_bert_dir()), runs_dir=runs_dir, live_every=30, **build_kwargs)
+    demo.queue(default_concurrency_limit=2)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo, Client(f"http://127.0.0.1:{port}", verbose=False), runs_dir
+    finally:
+        demo.workbench.launcher.shutdown()
+        demo.close()
+
+
+# ---- the browser tests (Debian's chromium driven by Playwright) ----------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"  # screenshots (git-ignored)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def app_process(model: str | Path, runs_dir: Path, answer_within: float, end_within: float, **launch_kwargs):
+    """`workbench.app.launch` in a subprocess on a free loopback port, as `workbench app` runs it;
+    yields its URL once it answers (a failure if it exits or is silent for `answer_within` seconds).
+    It is ended with SIGTERM (which must end a run it started too), killed after `end_within` seconds."""
+    port = free_port()
+    extra = "".join(f", {k}={v!r}" for k, v in launch_kwargs.items())
+    code = f"from workbench.app import launch; launch({str(model)!r}, {str(runs_dir)!r}, port={port}{extra})"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + answer_within
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the app exited with {proc.returncode}:\n{proc.stdout.read()}")
+            try:
+                if urllib.request.urlopen(url, timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"the app did not answer within {answer_within:g} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=end_within)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def chromium_page(url: str, height: int, timeout_ms: int):
+    """A Chromium page (1300 x `height`) opened on `url`, `timeout_ms` its default wait; closed after."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium; `make browser` installs it")
+    from playwright.sync_api import sync_playwright  # only the browser tests need playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": height})
+            page.set_default_timeout(timeout_ms)
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()

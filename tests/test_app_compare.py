@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import fake_metrics, free_port, tiny_bert_dir
+from conftest import fake_metrics, served_app, tiny_bert_dir
 from transformers import AutoModelForMaskedLM
 
-from workbench import inspection, loading, plots, runs, watch
-from workbench.app import build_app, probes_view
+from workbench import export, inspection, loading, plots, watch
 from workbench.app import curves as curves_tab
+from workbench.app import probes_view
 from workbench.app.shell import Workbench
 
 RECORDS = [
@@ -124,7 +124,7 @@ def test_the_start_models_own_curve_and_probe_records_are_shown(tmp_path):
 def test_an_exported_model_carries_its_curve_and_probe_records_into_the_app(tmp_path):
     run = _runs_dir(tmp_path) / "r"
     (run / "summary.json").write_text(json.dumps({"steps": 100, "tokens": 409600, "train_time": 10.0}))
-    shipped = runs.export_model(run, tmp_path / "shipped", half=True)
+    shipped = export.export_model(run, tmp_path / "shipped", half=True)
     assert (shipped / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
     assert watch.read_probe_records(shipped) == _probe_lines()
     wb = Workbench(shipped, tmp_path / "other-runs")
@@ -168,15 +168,7 @@ def test_fill_mask_side_by_side_shares_one_probability_axis(tmp_path):
 
 @pytest.mark.slow
 def test_probes_endpoint_and_comparison_through_the_client(tmp_path):
-    from gradio_client import Client
-
-    runs_dir = _runs_dir(tmp_path)
-    demo = build_app(model=str(tiny_bert_dir()), runs_dir=runs_dir, live_every=30)
-    demo.queue(default_concurrency_limit=2)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}", verbose=False)
+    with served_app(_runs_dir(tmp_path)) as (demo, client, runs_dir):
         got = client.predict(["r", "../.."], api_name="/probes")
         assert got["runs"] == {"r": _probe_lines()} and got["refused"] == ["../.."]
         flops = client.predict(["r"], "flops", "loss", api_name="/training_plot")
@@ -185,5 +177,3 @@ def test_probes_endpoint_and_comparison_through_the_client(tmp_path):
         assert flops["rows"][0][curves_tab.TABLE_HEADERS.index("budget")] == "100 steps"
         early = client.predict("the [MASK] said .", 3, "r", "snapshots/step-00000025", api_name="/fill_mask")
         assert early == demo.workbench.fill_mask_api("the [MASK] said .", 3, "r", "snapshots/step-00000025")
-    finally:
-        demo.close()

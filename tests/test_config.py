@@ -4,6 +4,7 @@ import json
 import pytest
 
 from workbench import config as C
+from workbench import flags
 
 
 def test_presets_resolve_to_the_documented_sizes():
@@ -42,10 +43,10 @@ def test_parse_duration_rejects_garbage():
 def test_flags_override_preset_and_file(tmp_path):
     (tmp_path / "c.yaml").write_text("train:\n  lr: 0.002\n  seq_len: 64\nmasking:\n  mlm_probability: 0.3\n")
     parser = argparse.ArgumentParser()
-    C.add_arguments(parser, C.PretrainConfig)
+    flags.add_arguments(parser, C.PretrainConfig)
     args = parser.parse_args(["--seq-len", "32", "--masking-seed", "4", "--no-packing", "--data", "a.txt", "b.txt"])
     base = C.load_config_file(tmp_path / "c.yaml", base=C.preset("tiny"))
-    cfg = C.from_dict(C.PretrainConfig, C.overrides_from_args(args, C.PretrainConfig), base)
+    cfg = C.from_dict(C.PretrainConfig, flags.overrides_from_args(args, C.PretrainConfig), base)
     assert cfg.model.size == "tiny"  # from the preset
     assert cfg.train.lr == 0.002 and cfg.masking.mlm_probability == 0.3  # from the file
     assert cfg.train.seq_len == 32 and cfg.masking.seed == 4 and cfg.train.packing is False  # from flags

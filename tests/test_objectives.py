@@ -324,7 +324,8 @@ def test_simcse_command_line_flags():
     args = parser.parse_args(["simcse", "runs/x", "--out", "runs/x-simcse", "--temperature", "0.1", "--time-budget",
                               "2m",
                               "--max-sentences", "500", "--eval-task", "bbc", "--lr", "1e-4"])
-    from workbench.config import from_dict, overrides_from_args
+    from workbench.config import from_dict
+    from workbench.flags import overrides_from_args
 
     cfg = from_dict(SimCSEConfig, overrides_from_args(args, SimCSEConfig), SimCSEConfig())
     got = (cfg.temperature, cfg.train.time_budget, cfg.max_sentences, cfg.eval_task, cfg.train.lr)

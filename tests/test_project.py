@@ -124,3 +124,27 @@ def test_the_package_docstring_lists_every_module():
     modules = {p.stem for p in (ROOT / "workbench").glob("*.py") if p.stem not in ("__init__", "__main__")}
     missing = sorted(modules - set(_listed_modules()))
     assert not missing, f"workbench/__init__.py does not list {missing}"
+
+
+MAX_MODULE_LINES = 500  # the developers' guide: one room per concept, each module under ~500 lines
+
+
+def _oversized(files: list[Path], limit: int = MAX_MODULE_LINES) -> list[str]:
+    """'FILE: N lines' for each file longer than `limit` lines."""
+    counts = {f: len(f.read_text(encoding="utf-8").splitlines()) for f in files}
+    return [f"{f.name if not f.is_relative_to(ROOT) else f.relative_to(ROOT)}: {n} lines"
+            for f, n in sorted(counts.items()) if n > limit]
+
+
+def test_no_module_exceeds_the_size_limit():
+    files = sorted((ROOT / "workbench").rglob("*.py"))
+    assert len(files) > 30  # the walk found the package, app/ included
+    assert not _oversized(files), _oversized(files)
+
+
+def test_the_size_check_catches_one_line_too_many(tmp_path):
+    at_limit, over = tmp_path / "ok.py", tmp_path / "big.py"
+    at_limit.write_text("x = 1\n" * 500)
+    over.write_text("x = 1\n" * 500 + "y = 2")  # 501 lines, the last without a newline
+    assert _oversized([at_limit]) == []
+    assert _oversized([at_limit, over]) == ["big.py: 501 lines"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 
 from . import config as C
-from . import experiments, finetune, loading, runs, simcse
+from . import experiments, export, finetune, flags, loading, runs, simcse
 from .data import corpus_stats, iter_texts, load_corpus
 from .embeddings import nearest_neighbours
 from .inspection import fill_mask, load_mlm
@@ -42,7 +42,7 @@ def _pretrain_config(args: argparse.Namespace) -> C.PretrainConfig:
     cfg = C.preset(args.preset) if args.preset else C.PretrainConfig()
     if args.config:
         cfg = C.load_config_file(args.config, C.PretrainConfig, base=cfg)
-    return C.from_dict(C.PretrainConfig, C.overrides_from_args(args, C.PretrainConfig), cfg)
+    return C.from_dict(C.PretrainConfig, flags.overrides_from_args(args, C.PretrainConfig), cfg)
 
 
 def _add_common_config(p: argparse.ArgumentParser) -> None:
@@ -85,7 +85,7 @@ def cmd_train_tokenizer(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    cfg = C.from_dict(C.PrepareConfig, C.overrides_from_args(args, C.PrepareConfig))
+    cfg = C.from_dict(C.PrepareConfig, flags.overrides_from_args(args, C.PrepareConfig))
     t0 = time.perf_counter()
     m = prepare(cfg, args.tokenizer, args.out, overwrite=args.overwrite, progress=args.progress)
     print(f"token store {args.out}: {describe(m)} ({time.perf_counter() - t0:.1f}s this run)")
@@ -104,7 +104,7 @@ def cmd_pretrain(args) -> int:
             cfg = C.from_dict(C.PretrainConfig, C.PRETRAIN_PRESETS[args.preset], cfg)
         if args.config:
             cfg = C.load_config_file(args.config, C.PretrainConfig, base=cfg)
-        cfg = C.from_dict(C.PretrainConfig, C.overrides_from_args(args, C.PretrainConfig), cfg)
+        cfg = C.from_dict(C.PretrainConfig, flags.overrides_from_args(args, C.PretrainConfig), cfg)
     out = args.out or f"runs/{args.preset or cfg.model.size}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = pretrain(cfg, out, resume=args.resume, overwrite=args.overwrite, force=args.force)
     runs.record_command(out, ["workbench", *args.argv])
@@ -125,7 +125,7 @@ def cmd_export(args) -> int:
     for text in args.example or ():
         if "[MASK]" not in text:
             raise ValueError(f"--example {text!r} has no [MASK] to fill")
-    out = runs.export_model(args.run, args.out, overwrite=args.overwrite, half=args.half)  # checks the run first
+    out = export.export_model(args.run, args.out, overwrite=args.overwrite, half=args.half)  # checks the run first
     model, tokenizer = load_mlm(out)  # the exported copy, so the card shows what users will get
     examples = []
     for text in args.example or EXPORT_EXAMPLES:
@@ -139,7 +139,7 @@ def cmd_export(args) -> int:
                       f"MLM loss {m['val_loss']:.3f}, masked-token accuracy {m['val_accuracy']:.1%}, [MASK]-only "
                       f"accuracy {m['val_mask_accuracy']:.1%}, cloze top-1 {m['cloze_top1']:.1%} / top-5 "
                       f"{m['cloze_top5']:.1%}"))
-    (out / "README.md").write_text(runs.model_card(args.run, examples, extra), encoding="utf-8")
+    (out / "README.md").write_text(export.model_card(args.run, examples, extra), encoding="utf-8")
     print(f"exported {args.run} -> {out} (model card: {out / 'README.md'})")
     return 0
 
@@ -148,7 +148,7 @@ def cmd_evaluate(args) -> int:
     run_config = Path(args.model) / "config.json"
     cfg = _pretrain_config(args)
     if run_config.exists() and "train" in json.loads(run_config.read_text()):
-        cfg = C.from_dict(C.PretrainConfig, C.overrides_from_args(args, C.PretrainConfig),
+        cfg = C.from_dict(C.PretrainConfig, flags.overrides_from_args(args, C.PretrainConfig),
                           C.load_config_file(run_config))
     print(json.dumps(evaluate_mlm(args.model, cfg, batches=args.batches), indent=2))
     return 0
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("corpus-stats", help="documents, characters, words, tokens and length distribution of a corpus",
                        description="Statistics of the corpus given by --data (default: the embedded news corpus).")
     _add_common_config(p)
-    C.add_arguments(p, C.PretrainConfig, skip=("tokenizer", "train", "masking", "model", "objective"))
+    flags.add_arguments(p, C.PretrainConfig, skip=("tokenizer", "train", "masking", "model", "objective"))
     p.add_argument("--tokenizer", help="a tokenizer directory or hub name, to count tokens too")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_corpus_stats)
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a tokenizer with BERT's special tokens and save it in the transformers "
                        "layout.")
     _add_common_config(p)
-    C.add_arguments(p, C.PretrainConfig, skip=("train", "masking", "model", "objective"))
+    flags.add_arguments(p, C.PretrainConfig, skip=("train", "masking", "model", "objective"))
     p.add_argument("--out", required=True, help="directory to save the tokenizer to")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an --out the workbench made (the old one is moved to OUT.old-N)")
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start a new store in --out (the old one is moved to "
                    "OUT.old-N)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    C.add_arguments(p, C.PrepareConfig, skip=("data.streaming", "tokenizer.tokenizer_from"))
+    flags.add_arguments(p, C.PrepareConfig, skip=("data.streaming", "tokenizer.tokenizer_from"))
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("pretrain", help="pre-train a masked language model",
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "batch size or another setting differs from the run's (the differences are listed)")
     p.add_argument("--overwrite", action="store_true",
                    help="start over in an existing --out (the old one is moved to OUT.old-N)")
-    C.add_arguments(p, C.PretrainConfig)
+    flags.add_arguments(p, C.PretrainConfig)
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("export",
@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="run directory, checkpoint or model directory")
     p.add_argument("--batches", type=int, default=50, help="validation batches of 64 sequences")
     _add_common_config(p)
-    C.add_arguments(p, C.PretrainConfig, skip=("tokenizer", "train", "masking", "model", "objective"))
+    flags.add_arguments(p, C.PretrainConfig, skip=("tokenizer", "train", "masking", "model", "objective"))
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("fill-mask", help="top-k predictions for a text with [MASK]",
@@ -320,7 +320,7 @@ def add_downstream_commands(sub) -> None:
 def config_from_args(args: argparse.Namespace, cls: type):
     """A `cls` config: its defaults, then --config FILE, then the typed flags."""
     base = C.load_config_file(args.config, cls) if getattr(args, "config", None) else cls()
-    return C.from_dict(cls, C.overrides_from_args(args, cls), base)
+    return C.from_dict(cls, flags.overrides_from_args(args, cls), base)
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser, default_out: str, cls: type) -> None:
@@ -337,7 +337,7 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     """`workbench finetune MODEL --task sentiment [--out RUN] [--strategy frozen] [--lr ...]`"""
     parser.add_argument("model", nargs="?", default=None, help="run directory, checkpoint, model directory or hub id")
     _add_run_arguments(parser, "runs/finetune-TASK-STRATEGY", C.FinetuneConfig)
-    C.add_arguments(parser, C.FinetuneConfig, skip=("model", "train.packing", "train.eval_batches"))
+    flags.add_arguments(parser, C.FinetuneConfig, skip=("model", "train.packing", "train.eval_batches"))
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -379,7 +379,7 @@ def add_simcse_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_arguments(parser, "runs/simcse-MODELNAME", C.SimCSEConfig)
     parser.add_argument("--query", default=None,
                         help="also print the nearest corpus sentences to this text, before and after")
-    C.add_arguments(parser, C.SimCSEConfig, skip=("train.packing", "data.streaming"))
+    flags.add_arguments(parser, C.SimCSEConfig, skip=("train.packing", "data.streaming"))
 
 
 def cmd_simcse(args: argparse.Namespace) -> int:
@@ -416,7 +416,7 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
                         "(the old one is kept as OUT.old-N)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per run")
     # train.lr is not a flag: each arm's learning rate comes from its grid (--pretrained-lrs, --scratch-lrs)
-    C.add_arguments(parser, C.BenchmarkConfig, skip=("train.packing", "train.eval_batches", "train.lr"))
+    flags.add_arguments(parser, C.BenchmarkConfig, skip=("train.packing", "train.eval_batches", "train.lr"))
 
 
 def benchmark_config_from_args(args: argparse.Namespace) -> C.BenchmarkConfig:
@@ -425,7 +425,7 @@ def benchmark_config_from_args(args: argparse.Namespace) -> C.BenchmarkConfig:
     base = C.from_dict(C.BenchmarkConfig, C.BENCHMARK_PRESETS["quick"]) if quick else C.BenchmarkConfig()
     if getattr(args, "config", None):
         base = C.load_config_file(args.config, C.BenchmarkConfig, base=base)
-    return C.from_dict(C.BenchmarkConfig, C.overrides_from_args(args, C.BenchmarkConfig), base)
+    return C.from_dict(C.BenchmarkConfig, flags.overrides_from_args(args, C.BenchmarkConfig), base)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:

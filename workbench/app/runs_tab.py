@@ -10,7 +10,7 @@ from typing import Optional
 import gradio as gr
 
 from .. import config as C
-from .. import plots, runs
+from .. import flags, plots, runs
 from .launcher import LaunchError, RunLauncher
 
 POLL_S = 2.0  # seconds between the page's status refreshes while it is open
@@ -18,7 +18,7 @@ DEFAULT_CORPUS = ("the default corpus (3,781 news articles, 12 MB)", "")
 
 
 def _help(cls: type, name: str) -> str:
-    return C.field_comments(cls).get(name, "")
+    return flags.field_comments(cls).get(name, "")
 
 
 class RunsHandlers:
