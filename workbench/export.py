@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from .runs import COMMAND, CONFIG, METRICS, MODEL, PROBES, SUMMARY, RunError, is_model_dir, prepare_run_dir
 
 
-def _recipe_rows(m: dict, summary: dict) -> list[str]:
+def _recipe_rows(m: dict, summary: dict, layers: int) -> list[str]:
     """Model-card rows for the metrics and recipe fields that older runs may not have."""
     rows = []
     if "val_mask_accuracy" in summary:
@@ -26,8 +26,11 @@ def _recipe_rows(m: dict, summary: dict) -> list[str]:
     arch = m["architecture"]
     window = m.get("local_window")
     if arch == "modernbert" and "global_every" in m and window != 0:
-        arch += (f", local attention window {8 if window is None else window} below every "
-                 f"{m['global_every']}-th (global) layer")
+        window = 8 if window is None else window
+        if layers < m["global_every"]:  # e.g. tiny: 2 layers, a global layer every 4th -> none
+            arch += f", local attention window {window} in all {layers} layers (no global layer)"
+        else:
+            arch += f", local attention window {window} below every {m['global_every']}-th (global) layer"
     if "output_bias" in m:
         arch += f"; initialised from the corpus: output bias {m['output_bias']}, embeddings {m['embedding_init']}"
     return rows + [f"| architecture | {arch} |"]
@@ -77,7 +80,7 @@ def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]
         f"| validation (fixed masks) | MLM loss {summary.get('val_loss', float('nan')):.3f}, perplexity "
         f"{summary.get('val_perplexity', float('nan')):.1f}, masked-token accuracy "
              f"{summary.get('val_accuracy', float('nan')):.1%} |",
-        *_recipe_rows(m, summary),
+        *_recipe_rows(m, summary, model_cfg["num_hidden_layers"]),
         *(f"| {name} | {value} |" for name, value in extra_rows),
     ]
     if examples:
