@@ -23,6 +23,7 @@ within `--target` seconds (2) with its readable message. Exit status 0 when both
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import random
@@ -141,8 +142,8 @@ def abuse_cases(mask: str = "[MASK]") -> list[Case]:
              (" ".join(f"word {mask}" for _ in range(10)), 5, "", ""), ("fills at most",)),
         Case("issue_20_masks_top_k_1e6", "check_top_k", "/fill_mask", (" ".join([mask] * 20), 1_000_000, ""),
              ("top-k must be between",)),
-        Case("issue_500_words_attention", "check_attention_tokens", "/attention", (" ".join(["word"] * 500), ""),
-             ("attention is shown for at most",)),
+        Case("issue_500_words_attention", "check_text", "/attention", (" ".join(["word"] * 500), ""),
+             (f"at most {limits.MAX_TEXT_CHARS:,}", "attention is shown for at most")),  # 2,499 characters
         # text length
         Case("text_2001_chars", "check_text", "/fill_mask", ("x" * (limits.MAX_TEXT_CHARS - 6) + " " + mask, 5, ""),
              (f"at most {limits.MAX_TEXT_CHARS:,}",)),
@@ -156,7 +157,10 @@ def abuse_cases(mask: str = "[MASK]") -> list[Case]:
         # top-k
         Case("top_k_0", "check_top_k", "/fill_mask", (s, 0, ""), ("top-k must be between",)),
         Case("top_k_2.5", "check_top_k", "/fill_mask", (s, 2.5, ""), ("whole number",)),
-        # tokens that cost work or payload: the largest attention answer allowed, surprisal's limit
+        # tokens that cost work or payload: 500 one-letter words (999 characters), the largest
+        # attention answer allowed, surprisal's limit
+        Case("attention_500_tokens", "check_attention_tokens", "/attention", (" ".join(["a"] * 500), ""),
+             ("attention is shown for at most",)),
         Case("attention_largest_allowed", "MAX_ATTENTION_TOKENS", "/attention",
              (" ".join(["word"] * (limits.MAX_ATTENTION_TOKENS - 2)), ""), ()),
         Case("surprisal_300_words", "check_surprisal_tokens", "/surprisal", (" ".join(["word"] * 300), "", ""),
@@ -227,7 +231,7 @@ def _message(out) -> tuple[str, str, int]:
     parts = out if isinstance(out, (list, tuple)) else [out]
     for p in parts:
         if isinstance(p, str) and p.lstrip().startswith("⚠️"):
-            return "message", p.lstrip()[2:].strip(), 0
+            return "message", html.unescape(p.lstrip()[2:].strip()), 0  # as the page shows it
     size = len(json.dumps(out, default=str))
     if isinstance(out, dict) and "shape" in out:
         seq = out["shape"][-1]
@@ -245,7 +249,11 @@ def send(client, case: Case, url: str, folder: Path, timeout: float) -> Outcome:
         if case.via == "upload":  # straight to gradio's upload route: the server's limit, not the client's
             with open(args[0], "rb") as f:
                 r = httpx.post(f"{url}/gradio_api/upload", files=[("files", (args[0].name, f))], timeout=timeout)
-            status, message, size = f"http {r.status_code}", str(r.json().get("detail", r.text)), 0
+            try:  # a refusal comes as text ("File size exceeded ..."), an accepted upload as JSON
+                message = str(r.json())
+            except ValueError:
+                message = r.text
+            status, size = f"http {r.status_code}", 0
         else:
             call = [handle_file(str(a)) if isinstance(a, Path) else a for a in args]
             out = client.submit(*call, api_name=case.api_name).result(timeout=timeout)
@@ -349,6 +357,10 @@ def main() -> int:
                             analytics_enabled=False)
             mask = client.predict("a [MASK] .", 1, "", api_name="/fill_mask")["mask_token"]  # loads the model
             return run_abuse(client, url, mask, args) if args.abuse else run_load(client, mask, args)
+        except Exception:
+            if proc is not None:  # what the app said is the likeliest explanation
+                print(f"the app's log ends:\n{(Path(d) / 'app.log').read_text(errors='replace')[-3000:]}")
+            raise
         finally:
             if proc is not None:
                 stop_app(proc)
