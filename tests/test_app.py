@@ -13,8 +13,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from conftest import fake_metrics, free_port, tiny_bert_dir
-from gradio_client import Client
+from conftest import fake_metrics, served_app, tiny_bert_dir
 
 from workbench import app as app_module
 from workbench import embeddings, inspection, simcse
@@ -51,24 +50,11 @@ def make_runs_dir(root: Path) -> Path:
     return runs_dir
 
 
-def serve(runs_dir: Path):
-    """Launch the app (tiny model as its start model) on a free loopback port; yields (demo, client,
-    runs_dir) and closes it afterwards. Fixtures delegate to it with `yield from`."""
-    demo = app_module.build_app(model=str(tiny_bert_dir()), runs_dir=runs_dir, live_every=30)
-    demo.queue(default_concurrency_limit=2)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo, Client(f"http://127.0.0.1:{port}", verbose=False), runs_dir
-    finally:
-        demo.close()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The app on a free loopback port, started with the tiny model as its start model."""
-    runs_dir = make_runs_dir(tmp_path_factory.mktemp("app"))
-    yield from serve(runs_dir)
+    with served_app(make_runs_dir(tmp_path_factory.mktemp("app"))) as s:
+        yield s
 
 
 def test_api_names(served):
@@ -276,7 +262,8 @@ def simcse_served(tmp_path_factory, small_corpus):
     cfg.train.eval_batches, cfg.train.precision, cfg.train.lr = 1, "fp32", 1e-3
     simcse.train_simcse(runs_dir / "pre", runs_dir / "sim", cfg, progress=False, corpus=small_corpus,
                         task_data=load_task("trec"))
-    yield from serve(runs_dir)
+    with served_app(runs_dir) as s:
+        yield s
 
 
 def test_simcse_runs_are_found_and_get_a_tab(simcse_served):

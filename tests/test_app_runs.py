@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, tiny_bert_dir
+from conftest import served_app
 
 from workbench import cli, limits, runs
 from workbench.app import launcher as L
@@ -111,22 +111,12 @@ def test_uploads_are_limited_and_stored_inside_the_runs_folder(tmp_path, monkeyp
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, small_corpus):
-    from gradio_client import Client
-
-    from workbench import app as app_module
-
+    """The app in this process over a runs folder holding a small corpus file, runs capped at 10 minutes."""
     runs_dir = tmp_path_factory.mktemp("runs-app") / "runs"
     runs_dir.mkdir()
     write_corpus(small_corpus, runs_dir / "small.txt")
-    demo = app_module.build_app(model=str(tiny_bert_dir()), runs_dir=runs_dir, live_every=30, max_budget="10m")
-    demo.queue(default_concurrency_limit=2)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo, Client(f"http://127.0.0.1:{port}", verbose=False), runs_dir
-    finally:
-        demo.workbench.launcher.shutdown()
-        demo.close()
+    with served_app(runs_dir, max_budget="10m") as s:
+        yield s
 
 
 def wait_for(client, ok, what: str) -> dict:

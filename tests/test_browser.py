@@ -4,78 +4,26 @@ test-artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-from conftest import fake_metrics, free_port, tiny_bert_dir
+from conftest import ARTIFACTS, app_process, chromium_page, fake_metrics, tiny_bert_dir
 
 from workbench import inspection
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "test-artifacts"
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    """`workbench.app.launch` in a subprocess on a free loopback port (as `workbench app` runs it)."""
+def page(tmp_path_factory):
+    """A Chromium page on the app, served in a subprocess with a run `demo` (the tiny model and a curve)
+    as its start model."""
     runs_dir = tmp_path_factory.mktemp("browser") / "runs"
     fake_metrics(runs_dir / "demo")
     shutil.copytree(tiny_bert_dir(), runs_dir / "demo" / "model")
-    port = free_port()
-    code = f"from workbench.app import launch; launch({str(runs_dir / 'demo')!r}, {str(runs_dir)!r}, port={port})"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited with {proc.returncode}:\n{proc.stdout.read()}")
-            try:
-                if urllib.request.urlopen(url, timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail("the app did not answer within 90 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture(scope="module")
-def page(app_url):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium; "
-                    "run `make browser` to install it")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1300, "height": 1200})
-        pg.set_default_timeout(30_000)
-        pg.goto(app_url)
-        yield pg
-        browser.close()
+    with app_process(runs_dir / "demo", runs_dir, answer_within=90, end_within=10) as url:
+        with chromium_page(url, height=1200, timeout_ms=30_000) as pg:
+            yield pg
 
 
 def _table_rows(pg) -> list[list[str]]:

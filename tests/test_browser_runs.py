@@ -4,26 +4,14 @@ stop it. Screenshots go to test-artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-from conftest import free_port, tiny_bert_dir
+from conftest import ARTIFACTS, app_process, chromium_page, tiny_bert_dir
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from playwright.sync_api import sync_playwright
 
 from workbench import runs
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "test-artifacts"
 WAIT_MS = 900_000  # how long a tiny run may take to reach a state on a loaded 2-core machine
 
 pytestmark = pytest.mark.slow
@@ -31,40 +19,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, small_corpus):
-    """`workbench.app.launch` in a subprocess (as `workbench app` runs it) over a runs folder holding a
-    small corpus file; the app is ended with SIGTERM, which must end its run too."""
+    """The app in a subprocess (as `workbench app` runs it) over a runs folder holding a small corpus
+    file; it is ended with SIGTERM, which must end its run too."""
     runs_dir = tmp_path_factory.mktemp("browser-runs") / "runs"
     runs_dir.mkdir()
     texts = list(small_corpus["train"]["text"]) + list(small_corpus["validation"]["text"])
     (runs_dir / "small.txt").write_text("\n\n".join(texts), encoding="utf-8")
-    port = free_port()
-    code = (f"from workbench.app import launch; launch({str(tiny_bert_dir())!r}, {str(runs_dir)!r}, port={port}, "
-            "max_budget='10m')")
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 300
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited with {proc.returncode}:\n{proc.stdout.read()}")
-            try:
-                if urllib.request.urlopen(url, timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail("the app did not answer within 300 s")
-            time.sleep(0.5)
+    with app_process(tiny_bert_dir(), runs_dir, answer_within=300, end_within=120, max_budget="10m") as url:
         yield url, runs_dir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _pick(page, elem_id: str, text: str) -> None:
@@ -92,15 +54,7 @@ def _curve_points(page) -> int:
 
 def test_start_watch_and_stop_a_run_in_the_browser(app):
     url, runs_dir = app
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium; run `make browser`")
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 1400})
-        page.set_default_timeout(60_000)
-        page.goto(url)
+    with chromium_page(url, height=1400, timeout_ms=60_000) as page:
         page.get_by_role("tab", name="Train a model").click()
         page.locator("#run-name textarea, #run-name input").first.fill("browser run")
         _pick(page, "run-preset", "tiny")
@@ -134,7 +88,6 @@ def test_start_watch_and_stop_a_run_in_the_browser(app):
         state, step = _state(page)
         assert "Resume continues it" in page.locator("#run-state").inner_text()
         page.screenshot(path=str(ARTIFACTS / "run-stopped.png"), full_page=True)
-        browser.close()
     summary = runs.summary_of(runs_dir / "browser-run")
     assert summary["stopped"] is True and summary["steps"] == step
     assert runs.latest_checkpoint(runs_dir / "browser-run").name == f"step-{step:08d}"
