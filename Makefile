@@ -46,9 +46,9 @@ demo: install
 test: install browser lint test-python test-notebooks
 
 # The inner loop: everything except the tests that train, run the CLI end to end, serve the app or
-# drive a browser (marked `slow`); under a minute on 2 cores.
+# drive a browser (marked `slow`); under a minute on 2 cores. More pytest options: PYTEST_ARGS="--durations=15"
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" tests/
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests/
 
 test-python: install
 	$(BIN)/python -m pytest -q tests/

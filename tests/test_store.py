@@ -265,6 +265,7 @@ def _rank_reads(rank: int, world: int, rdv: str, news_store: str, tok_dir: str, 
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow  # spawns Python processes that import torch
 def test_two_processes_read_disjoint_blocks_whose_union_is_the_one_process_batch(news_store, tokenizer_dir,
                                                                                  tokenizer, tmp_path):
     import torch.multiprocessing as mp
@@ -354,6 +355,7 @@ def test_a_killed_two_process_run_resumes_exactly(news_store, tmp_path):
         assert b[step] == pytest.approx(a[step], abs=1e-5), step
 
 
+@pytest.mark.slow  # spawns Python processes that import torch
 def test_gpu_check_stops_at_once_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: `make gpu-check` runs the whole check")
