@@ -9,9 +9,18 @@ import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-from safetensors.torch import load_file, save_file
-
-from .runs import COMMAND, CONFIG, METRICS, MODEL, PROBES, SUMMARY, RunError, is_model_dir, prepare_run_dir
+from .runs import (
+    COMMAND,
+    CONFIG,
+    METRICS,
+    MODEL,
+    PROBES,
+    SUMMARY,
+    RunError,
+    halve_weights,
+    is_model_dir,
+    prepare_run_dir,
+)
 
 
 def _recipe_rows(m: dict, summary: dict, layers: int) -> list[str]:
@@ -111,11 +120,5 @@ def export_model(run_dir: str | Path, dest: str | Path, overwrite: bool = False,
         if (Path(run_dir) / name).exists():  # shows them for a start model whose directory holds them)
             shutil.copy2(Path(run_dir) / name, out / name)
     if half:
-        for f in out.glob("*.safetensors"):
-            weights = load_file(str(f))
-            save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(f),
-                      metadata={"format": "pt"})
-        config = json.loads((out / "config.json").read_text())
-        config["dtype"] = "float16"
-        (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        halve_weights(out)
     return out

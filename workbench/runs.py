@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+from safetensors.torch import load_file, save_file
+
 CONFIG = "config.json"
 TOKENIZER = "tokenizer"
 METRICS = "metrics.jsonl"
@@ -271,6 +273,19 @@ def remove_dir(path: Path) -> None:
     gone = path.with_name(path.name + ".deleting")
     os.replace(path, gone)
     shutil.rmtree(gone, ignore_errors=True)
+
+
+def halve_weights(folder: str | Path) -> None:
+    """Rewrite a saved model folder's safetensors weights as float16 and say so in its config.json
+    (snapshots and `export --half`): half the bytes; loaders read them back as float32."""
+    folder = Path(folder)
+    for f in folder.glob("*.safetensors"):
+        weights = load_file(str(f))
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(f),
+                  metadata={"format": "pt"})
+    config = json.loads((folder / "config.json").read_text())
+    config["dtype"] = "float16"
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 def write_atomic(path: str | Path, text: str) -> None:

@@ -24,8 +24,6 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from safetensors.torch import load_file, save_file
-
 from . import runs
 from .loading import quiet_transformers
 from .probes import ProbeScores
@@ -143,13 +141,7 @@ def save_snapshot(model, path: str | Path) -> Path:
     model = getattr(model, "module", model)
     with quiet_transformers(), runs.atomic_output(final) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
-        for f in tmp.glob("*.safetensors"):
-            weights = load_file(str(f))
-            save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(f),
-                      metadata={"format": "pt"})
-        config = json.loads((tmp / "config.json").read_text())
-        config["dtype"] = "float16"
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        runs.halve_weights(tmp)
     return final
 
 
