@@ -39,7 +39,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 
-from . import runs
+from . import heap, runs
 from .config import ConfigError, TrainConfig, to_dict
 from .dropout import fast_cpu_dropout
 from .loading import quiet_transformers
@@ -433,6 +433,8 @@ def _train(model, task: Task, cfg: TrainConfig, run_dir: Path, resume: bool, cal
         state.tokens += task.tokens(global_batch)
         if accelerator.device.type == "cuda":
             torch.cuda.synchronize()
+        elif state.step % heap.TRIM_EVERY == 0:  # freed CPU buffers back to the OS (workbench.heap: 2.1 -> 1.4 GB)
+            heap.release_freed_memory()
         state.train_time += time.perf_counter() - t0
         bar.update(1)
         done = progress_of(state) >= 1.0
