@@ -16,6 +16,7 @@ One room per concept; data flows one way (a module imports only modules listed a
   model              transformers models from size presets (BERT, pre-LN, ModernBERT)
   warmstart          a fresh model's output bias and embeddings from corpus statistics
   dropout            a faster CPU dropout, swapped in for the length of a run
+  heap               malloc_trim during CPU training: freed buffers back to the OS (glibc)
   stopping           a graceful stop: SIGTERM/SIGINT or RUN/STOP -> finish the step, checkpoint, exit 0
   training           the generic engine: run lifecycle, accelerate, schedule, metrics, atomic checkpoints, resume
   metrics            classification metrics: accuracy, F1, confusion
