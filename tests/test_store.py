@@ -1,6 +1,7 @@
-"""The token store: `prepare`, training from a memmap, and several processes reading disjoint blocks."""
+"""The token store: `prepare`, training from its shards, and several processes reading disjoint blocks."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,25 @@ def test_prepare_packs_the_same_blocks_as_the_in_memory_path(news_store, news_do
     # document boundaries: the end of each document's ids + [SEP] in the stream
     ends = np.concatenate(list(ts.document_ends("train")))
     assert ends.tolist() == np.cumsum([len(x) + 1 for x in ids]).tolist()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps (Linux)")
+def test_reading_blocks_maps_no_shard_into_memory(news_store, tmp_path):
+    """Blocks come from file reads: no shard is mapped (mapped pages would count in the process's
+    resident memory and grow with the store), and a truncated shard is an error, not zeros."""
+    ts = TokenStore(news_store)
+    ts.blocks("train", np.arange(ts.num_blocks("train", 64)), 64)
+    maps = Path("/proc/self/maps").read_text()
+    assert str(news_store) not in maps and ".bin" not in maps
+    assert 0 < len(ts._open) <= ts.max_open
+    ts.close()
+    assert not ts._open
+    broken = tmp_path / "broken"
+    shutil.copytree(news_store, broken)
+    first = broken / ts.manifest["splits"]["train"]["shards"][0]["file"]
+    first.write_bytes(first.read_bytes()[:10])
+    with pytest.raises(StoreError, match="shorter than its manifest says"):
+        TokenStore(broken).blocks("train", np.arange(2), 64)
 
 
 def test_manifest_records_tokenizer_sources_counts_and_split(news_store, corpus_file, tokenizer):

@@ -10,7 +10,7 @@ One room per concept; data flows one way (a module imports only modules listed a
   data               corpora: the embedded default, local files, hub datasets; cleaning, splits, statistics
   tokenizer          train / load a fast tokenizer; fertility and unknown rate
   masking            MLM corruption (token, whole-word, span) and a human-readable view of it
-  tokenstore         the token store on disk: layout, manifest, blocks read back from the memmaps
+  tokenstore         the token store on disk: layout, manifest, blocks read back from its shards
   prepare            `workbench prepare`: stream sources, tokenize, write shards; resume and extend a store
   store              pre-training from a token store: block order, the store's MLM task, --streaming
   model              transformers models from size presets (BERT, pre-LN, ModernBERT)

@@ -209,8 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace an --out the workbench made (the old one is moved to OUT.old-N)")
     p.set_defaults(func=cmd_train_tokenizer)
 
-    p = sub.add_parser("prepare", help="tokenize a corpus once into a memory-mapped token store (larger than memory)",
-                       description="Tokenize --data into the token store --out (uint16/uint32 memmap shards, document "
+    p = sub.add_parser("prepare", help="tokenize a corpus once into a token store on disk (larger than memory)",
+                       description="Tokenize --data into the token store --out (flat uint16/uint32 shards, document "
                        "boundaries, a manifest), in parallel, with a progress bar. Run it again to resume an "
                        "interrupted prepare or to append sources; then train with `workbench pretrain --data STORE`.")
     p.add_argument("--tokenizer", required=True, metavar="DIR_OR_NEW", help="a tokenizer directory or hub name, or "

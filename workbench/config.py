@@ -268,7 +268,7 @@ class PretrainConfig:
 
 @dataclass
 class PrepareConfig:
-    """`workbench prepare`: text -> a memory-mapped token store (workbench.store)."""
+    """`workbench prepare`: text -> a token store on disk (workbench.store)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # used with --tokenizer new

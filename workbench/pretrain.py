@@ -281,7 +281,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, resume: bool = False, 
     if cfg.objective != "mlm":  # MLM + a sentence-pair objective (NSP / SOP): workbench.pairs
         task = make_pair_task(corpus, tokenizer, masker, cfg)
         units = f"{task.size():,} sentence pairs ({cfg.objective}) of up to {cfg.train.seq_len} tokens"
-    elif token_store is not None:  # blocks packed on the fly from the store's memmap (workbench.store)
+    elif token_store is not None:  # blocks packed on the fly from the store's shards (workbench.store)
         task = store.StoreTask(token_store, masker, cfg.train, lambda train_blocks, val_blocks: MLMTask(
             train_blocks, val_blocks, masker, cfg.train.batch_size, seed=cfg.train.seed,
             eval_batches=cfg.train.eval_batches, probes=_probes(cfg.probes), tokenizer=tokenizer,

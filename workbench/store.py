@@ -5,7 +5,7 @@ memory on one process or many.
 of (seed, s), as for every task: a keyed pseudo-random permutation of the block numbers per epoch
 (`permute`, a Feistel network: O(batch) memory and time, where `torch.randperm` would need the whole
 range), masks from `generator_for(seed, s)`. Under `accelerate launch` process r reads only rows
-r*B/P ... (r+1)*B/P of each global batch from the memmap; the other rows stay [PAD] placeholders
+r*B/P ... (r+1)*B/P of each global batch from the shards; the other rows stay [PAD] placeholders
 (never masked), and the loss normaliser is summed over processes, so P processes compute exactly
 what one process computes. `open_for_pretrain` picks the store a run trains from (--data STORE, or
 --streaming, which prepares RUN/store first).
@@ -100,7 +100,8 @@ class StoreTask:
 
     def describe(self) -> str:
         return (f"token store {self.store.path}: {self.store.tokens('train'):,} training tokens in "
-                f"{self.blocks_total:,} blocks of {self.seq_len} tokens (memory-mapped, {self.store.dtype.name})")
+                f"{self.blocks_total:,} blocks of {self.seq_len} tokens ({self.store.dtype.name} on disk, "
+                "read block by block)")
 
     def steps_per_epoch(self) -> int:
         return self.blocks_total // self.batch_size
@@ -195,7 +196,7 @@ def documents(token_store: TokenStore) -> dict[str, range]:
 
 def evaluation_blocks(cfg: PretrainConfig, split: str, batches: int, eval_batch_size: int = 64) -> Optional[dict]:
     """The blocks `evaluate_mlm` scores for a run trained from a store (its first batches x 64 blocks
-    of `split`, read from the memmap); None for a run trained in memory."""
+    of `split`, read from its shards); None for a run trained in memory."""
     if not wanted(cfg.data):
         return None
     # --streaming runs keep their store in RUN/store, whose tokenizer the run's config names
