@@ -20,7 +20,7 @@ that the issue asked to compare (tokenizers' batch encoding in one process vs da
 num_proc=2) on the first --choice-mb of the text. --memory then builds a token store of >= --store-gb
 (the prepared store's train shards repeated: the same tokens again, which is what a store holds) and
 runs `workbench pretrain --preset mini` from it for --seconds, reporting the peak resident memory of
-that process (getrusage of the child) and its tokens/s, against the in-memory path on the default
+that process (VmHWM, reported by the child itself) and its tokens/s, against the in-memory path on the default
 corpus; and the same run on a store a quarter of that size, to show memory does not grow with it.
 
     nice -n 19 python benchmarks/prepare_throughput.py --mb 500 --choice --memory
@@ -185,22 +185,36 @@ def grow_store(src: Path, dst: Path, gb: float) -> Path:
     return dst
 
 
+# The child reports its own peak from /proc/self/status (VmHWM, the high-water mark of its address
+# space since exec). getrusage's ru_maxrss is not used: Linux starts a forked child's maximum at the
+# parent's resident size, so after the 500 MB baselines every child read 1,917 MB, whatever it did.
+PEAK_WRAPPER = """
+import atexit, pathlib, runpy, sys
+report = pathlib.Path(sys.argv.pop(1))
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            report.write_text(line.split()[1])
+atexit.register(peak)
+runpy.run_module("workbench.cli", run_name="__main__", alter_sys=True)
+"""
+
+
 def pretrain_child(args: list[str], seconds: int) -> dict:
-    """`workbench pretrain ...` in a child process for a time budget; its own peak RSS (os.wait4)
-    and tokens/s."""
+    """`workbench pretrain ...` in a child process for a time budget; its own peak RSS and tokens/s."""
     out = Path(args[args.index("--out") + 1])
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "workbench.cli", "pretrain", "--preset", "mini", "--time-budget", f"{seconds}s",
-           "--eval-every", "0", "--save-every", "0", "--eval-batches", "2", *args]
+    report = out.parent / "peak-rss-kb"
+    report.unlink(missing_ok=True)
+    cmd = [sys.executable, "-c", PEAK_WRAPPER, str(report), "pretrain", "--preset", "mini", "--time-budget",
+           f"{seconds}s", "--eval-every", "0", "--save-every", "0", "--eval-batches", "2", *args]
     t0 = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
+    child = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if child.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{child.stderr.read().decode()[-2000:]}")
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{child.stderr.decode()[-2000:]}")
     wall = time.perf_counter() - t0
     summary = json.loads((out / "summary.json").read_text())
-    return {"peak_rss_mb": usage.ru_maxrss / 1024, "tokens_per_s": summary["tokens_per_s"], "wall_s": wall}
+    return {"peak_rss_mb": int(report.read_text()) / 1024, "tokens_per_s": summary["tokens_per_s"], "wall_s": wall}
 
 
 def main() -> None:
@@ -215,6 +229,8 @@ def main() -> None:
                     help="run_mlm's --preprocessing_num_workers values to measure (1 = its default, None)")
     ap.add_argument("--memory", action="store_true",
                     help="also measure pretrain's peak memory and tokens/s from a store")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the memory runs (the store from an earlier run under --work is reused)")
     ap.add_argument("--store-gb", type=float, default=1.0)
     ap.add_argument("--seconds", type=int, default=120)
     a = ap.parse_args()
@@ -229,6 +245,10 @@ def main() -> None:
     # encodes on one thread in it (measured: 2,000 documents 0.86 s before, 1.63 s after, even with
     # TOKENIZERS_PARALLELISM unset again). So everything that uses the Rust threads in this process
     # (prepare, run_mlm with one process, the choice's batch encoding) runs before the first such map.
+    if a.memory_only:
+        if not tokenstore.is_store(work / "store"):
+            raise SystemExit(f"error: --memory-only needs the store of an earlier run in {work / 'store'}")
+        return memory(a, work, tok)
     t_prep, c_prep = run_prepare(text, tok, work / "store")
     line = f"prepare {size / t_prep:.2f} MB/s ({size / c_prep:.2f} MB per CPU-s)"
     workers = sorted({int(v) for v in a.baseline_workers.split(",")})
@@ -249,22 +269,27 @@ def main() -> None:
         tokenizer_choice(text, tok, work, a.choice_mb)
     print(line)
     if a.memory:
-        big = grow_store(work / "store", work / f"store-{a.store_gb:g}gb", a.store_gb)
-        small = grow_store(work / "store", work / f"store-{a.store_gb / 4:g}gb", a.store_gb / 4)
-        news = work / "store-news"
-        if not tokenstore.is_store(news):
-            prepare(PrepareConfig(data=DataConfig(data=["news"])), str(tok), news, progress=False)
-        rows = [("in memory (default corpus, 12.5 MB)", ["--data", "news", "--tokenizer-from", str(tok)]),
-                ("store of the same corpus", ["--data", str(news)]),
-                (f"store {a.store_gb / 4:g} GB", ["--data", str(small)]),
-                (f"store {a.store_gb:g} GB", ["--data", str(big)])]
-        for name, extra in rows:
-            r = pretrain_child([*extra, "--out", str(work / "run")], a.seconds)
-            store = Path(extra[1])
-            gb = sum(f.stat().st_size for f in store.rglob("*.bin")) / 1e9 if tokenstore.is_store(store) else 0
-            print(f"pretrain {a.seconds}s, {name}{f' ({gb:.2f} GB of tokens)' if gb else ''}: tokens/s "
-                  f"{r['tokens_per_s']:,.0f}, "
-                  f"peak RSS {r['peak_rss_mb']:,.0f} MB")
+        memory(a, work, tok)
+
+
+def memory(a: argparse.Namespace, work: Path, tok: Path) -> None:
+    """Peak resident memory and tokens/s of `pretrain` in memory and from stores of growing size."""
+    big = grow_store(work / "store", work / f"store-{a.store_gb:g}gb", a.store_gb)
+    small = grow_store(work / "store", work / f"store-{a.store_gb / 4:g}gb", a.store_gb / 4)
+    news = work / "store-news"
+    if not tokenstore.is_store(news):
+        prepare(PrepareConfig(data=DataConfig(data=["news"])), str(tok), news, progress=False)
+    rows = [("in memory (default corpus, 12.5 MB)", ["--data", "news", "--tokenizer-from", str(tok)]),
+            ("store of the same corpus", ["--data", str(news)]),
+            (f"store {a.store_gb / 4:g} GB", ["--data", str(small)]),
+            (f"store {a.store_gb:g} GB", ["--data", str(big)])]
+    for name, extra in rows:
+        r = pretrain_child([*extra, "--out", str(work / "run")], a.seconds)
+        store = Path(extra[1])
+        gb = sum(f.stat().st_size for f in store.rglob("*.bin")) / 1e9 if tokenstore.is_store(store) else 0
+        print(f"pretrain {a.seconds}s, {name}{f' ({gb:.2f} GB of tokens)' if gb else ''}: tokens/s "
+              f"{r['tokens_per_s']:,.0f}, "
+              f"peak RSS {r['peak_rss_mb']:,.0f} MB")
 
 
 if __name__ == "__main__":
