@@ -192,9 +192,13 @@ PEAK_WRAPPER = """
 import atexit, pathlib, runpy, sys
 report = pathlib.Path(sys.argv.pop(1))
 def peak():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            report.write_text(line.split()[1])
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                report.write_text(line.split()[1])
+    except OSError:  # no /proc (macOS): the process's own maximum, in kB (bytes there)
+        import resource
+        report.write_text(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
 atexit.register(peak)
 runpy.run_module("workbench.cli", run_name="__main__", alter_sys=True)
 """
@@ -217,6 +221,17 @@ def pretrain_child(args: list[str], seconds: int) -> dict:
     return {"peak_rss_mb": int(report.read_text()) / 1024, "tokens_per_s": summary["tokens_per_s"], "wall_s": wall}
 
 
+def worker_counts(text: str) -> list[int]:
+    """--baseline-workers: comma-separated positive integers, e.g. 1,2."""
+    try:
+        counts = sorted({int(v) for v in text.split(",")})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 1,2, got {text!r}")
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=500, help="size of the text file, in MB")
@@ -225,7 +240,7 @@ def main() -> None:
                     help="also compare tokenizers batch encoding with datasets.map(num_proc=2)")
     ap.add_argument("--choice-mb", type=float, default=25)
     ap.add_argument("--skip-baseline", action="store_true", help="prepare only (the baseline takes longest)")
-    ap.add_argument("--baseline-workers", default="1,2",
+    ap.add_argument("--baseline-workers", default="1,2", type=worker_counts,
                     help="run_mlm's --preprocessing_num_workers values to measure (1 = its default, None)")
     ap.add_argument("--memory", action="store_true",
                     help="also measure pretrain's peak memory and tokens/s from a store")
@@ -251,7 +266,7 @@ def main() -> None:
         return memory(a, work, tok)
     t_prep, c_prep = run_prepare(text, tok, work / "store")
     line = f"prepare {size / t_prep:.2f} MB/s ({size / c_prep:.2f} MB per CPU-s)"
-    workers = sorted({int(v) for v in a.baseline_workers.split(",")})
+    workers = a.baseline_workers
     results, chosen = [], not a.choice
     for w in [] if a.skip_baseline else workers:
         if w > 1 and not chosen:
