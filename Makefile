@@ -31,7 +31,7 @@ app: install
 	  $(BIN)/workbench pretrain --preset tiny --time-budget 4m --out runs/first-launch --resume; fi
 	$(BIN)/workbench app --runs runs
 
-# How the shipped assets/default-model was made: the recipe file configs/default-model.yaml (40
+# How the shipped assets/default-model was made: the recipe file configs/default-model.yaml (60
 # minutes of training on a 2-core CPU); the model's README.md records the command, seeds, corpus,
 # time and validation metrics. Re-running it makes a new model of the same kind; `export` refuses to
 # replace the shipped one unless given --overwrite (which moves the old one aside).
