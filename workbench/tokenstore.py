@@ -153,7 +153,13 @@ class TokenStore:
             f = self._file(shards[i]["file"])
             f.seek(lo * self.dtype.itemsize)
             into = memoryview(out[done:done + take]).cast("B")
-            if f.readinto(into) != len(into):
+            got = 0
+            while got < len(into):  # a raw read may return fewer bytes than asked; only 0 is the end of the file
+                part = f.readinto(into[got:])
+                if not part:
+                    break
+                got += part
+            if got != len(into):
                 raise StoreError(f"{self.path / shards[i]['file']}: shorter than its manifest says (the store is "
                                  "damaged; prepare it again)")
             done += take
