@@ -69,7 +69,7 @@ def test_benchmark_chooses_the_learning_rate_on_validation_and_reports_its_test(
                 "test": {"score": test[lr] + seed / 100, "accuracy": 0.0, "macro_f1": 0.0}}
 
     monkeypatch.setattr(ex, "finetune", fake_finetune)
-    monkeypatch.setattr(ex, "check_model", lambda path: None)  # no model behind "unused"
+    monkeypatch.setattr(ex, "check_model", lambda path, pooling: None)  # no model behind "unused"
     cfg = BenchmarkConfig(tasks=["trec"], train_examples=48, eval_examples=16, seeds=3, bow=False,
                           pretrained_lrs=[1e-3, 1e-4], scratch_lrs=[1e-3, 3e-3])
     res = ex.benchmark("unused", tmp_path / "b", cfg, verbose=False)

@@ -360,3 +360,47 @@ def test_modernbert_fine_tunes_full_and_frozen(tiny_modernbert_run, tmp_path):
         encoder = [k for k in after if k.startswith(("model.embeddings.", "model.layers."))]
         assert encoder and (set(encoder) <= changed if strategy == "full" else not set(encoder) & changed)
         assert 0.0 <= s["val_accuracy"] <= 1.0
+
+
+def test_pooling_resolves_from_the_layer_types():
+    from transformers import BertConfig, ModernBertConfig
+
+    local = ModernBertConfig(num_hidden_layers=2, layer_types=["sliding_attention", "sliding_attention"])
+    mixed = ModernBertConfig(num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"])
+    full = ModernBertConfig(num_hidden_layers=2, layer_types=["full_attention", "full_attention"])
+    assert [ft.resolve_pooling(c) for c in (local, mixed, full)] == ["mean", "mean", None]
+    assert ft.resolve_pooling(full, "mean") == "mean" and ft.resolve_pooling(local, "cls") == "cls"
+    assert ft.resolve_pooling(BertConfig(), "auto") is None and ft.resolve_pooling(BertConfig(), "cls") is None
+    with pytest.raises(FinetuneError, match="pooling mean needs a ModernBERT model"):
+        ft.resolve_pooling(BertConfig(), "mean")
+    with pytest.raises(ConfigError, match="pooling must be auto, cls, mean"):
+        FinetuneConfig(model="m", pooling="max")
+
+
+def _logits_after_the_window(model, tokenizer):
+    """Logits of two 40-token inputs that differ only in the token before [SEP], far outside [CLS]'s 8-token window."""
+    ids = tokenizer(["the market " * 20] * 2, return_tensors="pt")
+    assert ids["input_ids"].shape[1] > 30
+    ids["input_ids"][1, -2] = tokenizer.convert_tokens_to_ids(",")
+    with torch.no_grad():
+        return model.eval()(**ids).logits
+
+
+def test_local_attention_classifier_reads_the_whole_input_with_mean_pooling(tiny_modernbert_run):
+    # both layers of the fixture attend within 8 tokens: [CLS] cannot see the last word, the mean can
+    auto, tok = ft.load_for_classification(str(tiny_modernbert_run), ["a", "b"])
+    assert auto.config.classifier_pooling == "mean"
+    first, last = _logits_after_the_window(auto, tok)
+    assert not torch.allclose(first, last)
+    cls, tok = ft.load_for_classification(str(tiny_modernbert_run), ["a", "b"], pooling="cls")
+    first, last = _logits_after_the_window(cls, tok)
+    assert torch.equal(first, last)
+    scratch, _ = ft.load_for_classification(str(tiny_modernbert_run), ["a", "b"], from_scratch=True)
+    assert scratch.config.classifier_pooling == "mean"  # both arms of a benchmark pool the same way
+
+
+def test_mean_pooling_refuses_bert_before_any_folder(tiny_run, tmp_path):
+    with pytest.raises(FinetuneError, match="pooling mean needs a ModernBERT model"):
+        ex.benchmark(str(tiny_run), tmp_path / "bench", ex.BenchmarkConfig(tasks=["trec"], pooling="mean"),
+                     progress=False)
+    assert not (tmp_path / "bench").exists()

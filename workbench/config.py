@@ -107,7 +107,8 @@ class TokenizerConfig:
         check_numbers(self)
 
 
-MASK_STRATEGIES = ("token", "whole_word", "span")  # what MaskingConfig.mask_strategy accepts (the app's choices)
+MASK_STRATEGIES = ("token", "whole_word", "span")
+CLASSIFIER_POOLINGS = ("auto", "cls", "mean")  # FinetuneConfig.pooling / BenchmarkConfig.pooling  # what MaskingConfig.mask_strategy accepts (the app's choices)
 
 
 @dataclass
@@ -379,6 +380,11 @@ def _floats(name: str, values) -> list[float]:
     return out
 
 
+def _check_pooling(pooling: str) -> None:
+    if pooling not in CLASSIFIER_POOLINGS:
+        raise ConfigError(f"pooling must be {', '.join(CLASSIFIER_POOLINGS)}, got {pooling!r}")
+
+
 @dataclass
 class BenchmarkConfig:
     """Pre-trained vs from scratch (vs bag of words) on every task. Each arm's learning rate is chosen
@@ -388,6 +394,7 @@ class BenchmarkConfig:
     tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))  # built-in tasks, files or hf:NAME
     strategy: str = "full"  # full | frozen | partial
     freeze_layers: int = 0  # partial: embeddings + this many lower layers frozen
+    pooling: str = "auto"  # auto | cls | mean: ModernBERT's classifier input, both arms (FinetuneConfig.pooling)
     scratch: bool = True  # also fine-tune the randomly initialised baseline
     bow: bool = True  # also a bag-of-words logistic-regression row (scikit-learn)
     seeds: int = 3  # fine-tuning seeds per arm at its chosen learning rate (train.seed, train.seed+1, ...)
@@ -416,6 +423,7 @@ class BenchmarkConfig:
         self.bow_cs = _floats("bow_cs", self.bow_cs)
         if not self.tasks:
             raise ConfigError("tasks: give at least one task")
+        _check_pooling(self.pooling)
 
 
 # `workbench benchmark --quick`: overrides of the defaults (typed flags still override these)
@@ -445,6 +453,8 @@ class FinetuneConfig:
     train_examples: Optional[int] = None  # subsample the training split (seeded, nested)
     eval_examples: Optional[int] = None  # cap on validation examples per evaluation (test is always whole)
     classifier_dropout: Optional[float] = None  # None = the model's hidden dropout
+    # ModernBERT: auto = mean over tokens when a layer attends locally ([CLS] sees only its window), else [CLS]
+    pooling: str = "auto"  # auto | cls | mean
     layer_lr_decay: float = 1.0  # < 1: layer-wise learning-rate decay (layer l of L gets lr * decay^(L-l))
     # eval_every=0 means once per epoch here; save_every=0 saves only at the end
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
@@ -455,6 +465,7 @@ class FinetuneConfig:
         check_numbers(self)
         if self.strategy not in ("full", "frozen", "partial"):
             raise FinetuneError(f"strategy must be full, frozen or partial, got {self.strategy!r}")
+        _check_pooling(self.pooling)
         if self.strategy == "full" and self.freeze_layers > 0:
             self.strategy = "partial"
         if self.strategy == "partial" and self.freeze_layers == 0:

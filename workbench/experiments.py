@@ -48,6 +48,7 @@ from .tasks import TaskError, known_tasks, load_task, subsample
 def _finetune_config(model: str, task: str, bcfg: BenchmarkConfig, from_scratch: bool, lr: Optional[float] = None,
                      seed: Optional[int] = None) -> FinetuneConfig:
     cfg = FinetuneConfig(model=model, task=task, strategy=bcfg.strategy, freeze_layers=bcfg.freeze_layers,
+                         pooling=bcfg.pooling,
                          from_scratch=from_scratch, train_examples=bcfg.train_examples,
                          eval_examples=bcfg.eval_examples,
                          train=copy.deepcopy(bcfg.train))
@@ -150,7 +151,7 @@ def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[Be
         tasks = {name: load_task(name, train_examples=cfg.train_examples, seed=cfg.train.seed) for name in cfg.tasks}
     except TaskError as e:
         raise FinetuneError(str(e)) from None
-    check_model(str(pretrained_path))
+    check_model(str(pretrained_path), cfg.pooling)
     try:
         runs.prepare_output_dir(out, overwrite, kind="benchmark")  # an old one is moved to OUT.old-N
     except runs.RunError as e:
@@ -260,7 +261,7 @@ def learning_curve(pretrained_path: str | Path, task: str = "sentiment",
                          text_pair_column=base.text_pair_column, unseen=base.unseen)
     except TaskError as e:
         raise FinetuneError(str(e)) from None
-    check_model(base.model)
+    check_model(base.model, base.pooling)
     tmp = None
     if out_dir is None:
         tmp = tempfile.mkdtemp(prefix="learning-curve-")

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification
 
 from . import loading, runs
-from .config import FinetuneConfig, FinetuneError
+from .config import CLASSIFIER_POOLINGS, FinetuneConfig, FinetuneError
 from .metrics import classification_metrics
 from .tasks import TaskData, TaskError, load_task
 from .training import Callback, batch_indices, finish_run, make_accelerator, start_run, train, write_run_config
@@ -184,17 +184,41 @@ class ClassificationTask:
 
 # ---- models ---------------------------------------------------------------------------------------
 
+def resolve_pooling(config, pooling: str = "auto") -> Optional[str]:
+    """The ModernBERT `classifier_pooling` a fine-tune uses, or None to leave the model's own.
+
+    `auto` pools the mean of the tokens when any layer attends locally: a sliding-window layer lets the
+    [CLS] position see only its window (8 tokens in the recipe), so with local layers only, [CLS] holds the
+    first few tokens of the input and a classifier on it never reads the rest of a sentence. A model whose
+    layers are all global keeps its own setting. BERT classifies from its pooled [CLS] and has no mean
+    pooling, so `mean` refuses it; `cls` is what BERT does anyway."""
+    if pooling not in CLASSIFIER_POOLINGS:
+        raise FinetuneError(f"pooling must be {', '.join(CLASSIFIER_POOLINGS)}, got {pooling!r}")
+    if getattr(config, "model_type", None) != "modernbert":
+        if pooling == "mean":
+            raise FinetuneError(f"pooling mean needs a ModernBERT model; this one is "
+                                f"{getattr(config, 'model_type', None)!r}, which classifies from its pooled [CLS]")
+        return None
+    if pooling == "auto":
+        return "mean" if "sliding_attention" in (getattr(config, "layer_types", None) or ()) else None
+    return pooling
+
+
 def load_for_classification(path: str, label_names: Sequence[str], from_scratch: bool = False, seed: int = 0,
-                            classifier_dropout: Optional[float] = None):
+                            classifier_dropout: Optional[float] = None, pooling: str = "auto"):
     """(model, tokenizer): AutoModelForSequenceClassification with a fresh head for `label_names`,
-    from the checkpoint's weights, or randomly initialised (`from_scratch`) with the same config."""
+    from the checkpoint's weights, or randomly initialised (`from_scratch`) with the same config.
+    `pooling`: see `resolve_pooling` (both arms of a comparison get the same)."""
     tokenizer = loading.load_tokenizer(path, FinetuneError)
     id2label = {i: n for i, n in enumerate(label_names)}
     kwargs = dict(num_labels=len(label_names), id2label=id2label, label2id={n: i for i, n in id2label.items()})
     if classifier_dropout is not None:
         kwargs["classifier_dropout"] = classifier_dropout
-    torch.manual_seed(seed)
     what = "a model for sequence classification"
+    classifier_pooling = resolve_pooling(loading.load_config(path, FinetuneError, what), pooling)
+    if classifier_pooling is not None:
+        kwargs["classifier_pooling"] = classifier_pooling
+    torch.manual_seed(seed)
     if from_scratch:
         config = loading.load_config(path, FinetuneError, what, **kwargs)
         config.architectures = None
@@ -207,11 +231,11 @@ def load_for_classification(path: str, label_names: Sequence[str], from_scratch:
     return model, tokenizer
 
 
-def check_model(path: str) -> None:
-    """Refuse a model that cannot be fine-tuned (its tokenizer or config does not load) with a
-    FinetuneError; cheap, so experiments call it before they make a folder."""
+def check_model(path: str, pooling: str = "auto") -> None:
+    """Refuse a model that cannot be fine-tuned (its tokenizer or config does not load, or it cannot
+    pool as asked) with a FinetuneError; cheap, so experiments call it before they make a folder."""
     loading.load_tokenizer(path, FinetuneError)
-    loading.load_config(path, FinetuneError, "a model for sequence classification")
+    resolve_pooling(loading.load_config(path, FinetuneError, "a model for sequence classification"), pooling)
 
 
 def encoder_parts(model) -> tuple[Optional[torch.nn.Module], list[torch.nn.Module]]:
@@ -287,7 +311,7 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, *, resume: bool = False, 
     accelerator = make_accelerator(cfg.train)
     # the model is loaded (and a bad one refused) before the run directory is made
     model, tokenizer = load_for_classification(cfg.model, task_data.label_names, cfg.from_scratch, cfg.train.seed,
-                                               cfg.classifier_dropout)
+                                               cfg.classifier_dropout, cfg.pooling)
     try:
         run_dir = start_run(out_dir, accelerator, overwrite=overwrite, resume=resume)
     except runs.RunError as e:
