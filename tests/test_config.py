@@ -59,3 +59,24 @@ def test_config_round_trips_through_json(tmp_path):
     C.save_config(cfg, tmp_path / "config.json")
     assert C.load_config_file(tmp_path / "config.json") == cfg
     assert json.loads((tmp_path / "config.json").read_text())["model"]["size"] == "mini"
+
+
+def test_a_preset_for_bert_takes_bert_s_learning_rate():
+    from workbench import cli
+    from workbench.app.launcher import form_config
+
+    assert (C.preset("tiny").train.lr, C.preset("tiny").model.architecture) == (3e-3, "modernbert")
+    bert = C.preset("tiny", "bert")
+    assert (bert.train.lr, bert.model.architecture, bert.train.batch_size) == (1e-3, "bert", 16)
+    assert C.preset("tiny", "preln").train.lr == 3e-3  # measured for post-LN BERT only
+    assert C.preset("mini", "bert").train.lr == C.preset("mini").train.lr == 1e-3
+    assert C.PRETRAIN_PRESETS["tiny"]["train"]["lr"] == 3e-3  # the table itself is not changed
+
+    def lr(*argv):
+        return cli._pretrain_config(cli.build_parser().parse_args(["pretrain", *argv])).train.lr
+
+    assert lr("--preset", "tiny", "--architecture", "bert") == 1e-3
+    assert lr("--preset", "tiny", "--architecture", "bert", "--lr", "0.002") == 2e-3  # a typed rate wins
+    assert lr("--preset", "tiny") == 3e-3
+    assert form_config("tiny", "bert", "2m", 0.15, "token", None).train.lr == 1e-3  # the app's launcher
+    assert form_config("tiny", "modernbert", "2m", 0.15, "token", None).train.lr == 3e-3

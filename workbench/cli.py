@@ -39,7 +39,7 @@ EXAMPLES = """examples:
 
 
 def _pretrain_config(args: argparse.Namespace) -> C.PretrainConfig:
-    cfg = C.preset(args.preset) if args.preset else C.PretrainConfig()
+    cfg = C.preset(args.preset, getattr(args, "model.architecture")) if args.preset else C.PretrainConfig()
     if args.config:
         cfg = C.load_config_file(args.config, C.PretrainConfig, base=cfg)
     return C.from_dict(C.PretrainConfig, flags.overrides_from_args(args, C.PretrainConfig), cfg)
@@ -101,7 +101,8 @@ def cmd_pretrain(args) -> int:
         # --resume starts from the run's own config; only the flags typed now change it (and are checked)
         cfg = C.load_config_file(Path(args.out) / runs.CONFIG)
         if args.preset:
-            cfg = C.from_dict(C.PretrainConfig, C.PRETRAIN_PRESETS[args.preset], cfg)
+            overrides = C.preset_overrides(args.preset, getattr(args, "model.architecture"))
+            cfg = C.from_dict(C.PretrainConfig, overrides, cfg)
         if args.config:
             cfg = C.load_config_file(args.config, C.PretrainConfig, base=cfg)
         cfg = C.from_dict(C.PretrainConfig, flags.overrides_from_args(args, C.PretrainConfig), cfg)

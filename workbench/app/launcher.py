@@ -57,14 +57,13 @@ def form_config(preset: str, architecture: str, time_budget: str, mlm_probabilit
                 data: Optional[str], max_steps: int = 0, eval_every: int = 50) -> C.PretrainConfig:
     """The run's typed config from the form's values (a preset, then the fields the form sets): the
     CLI's checks run here, so a bad value is refused before anything starts."""
-    if preset not in C.PRETRAIN_PRESETS:
-        raise C.ConfigError(f"unknown preset {preset!r}; known: {', '.join(C.PRETRAIN_PRESETS)}")
+    base = C.preset(preset, architecture)  # an unknown preset is refused here; BERT gets its own rate
     overrides = {"model": {"architecture": architecture},
                  "masking": {"mlm_probability": float(mlm_probability), "mask_strategy": mask_strategy},
                  "train": {"time_budget": time_budget, "max_steps": int(max_steps) or None,
                            "eval_every": int(eval_every)},
                  "data": {"data": [data] if data else []}}
-    return C.from_dict(C.PretrainConfig, overrides, C.preset(preset))
+    return C.from_dict(C.PretrainConfig, overrides, base)
 
 
 def form_flags(preset: str, cfg: C.PretrainConfig) -> list[str]:
