@@ -52,6 +52,8 @@ VARIANTS: dict[str, tuple[dict, str]] = {
                     "tiny, twice the predictions per block: the head runs on masked positions only"),
     "tiny-batch16": ({"model": {"size": "tiny"}, "train": {"lr": 3e-3, "batch_size": 16}},
                      "tiny, twice the steps for the same tokens"),
+    "tiny-b16-global2": ({"model": {"size": "tiny", "global_every": 2}, "train": {"lr": 3e-3, "batch_size": 16}},
+                         "tiny, batch 16, its second layer global: today's tiny preset"),
     "tiny-seq64": ({"model": {"size": "tiny"}, "train": {"lr": 3e-3, "seq_len": 64, "batch_size": 64}},
                    "tiny, shorter blocks"),
     "tiny-b16-seq64": ({"model": {"size": "tiny"}, "train": {"lr": 3e-3, "seq_len": 64, "batch_size": 32}},
