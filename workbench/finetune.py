@@ -18,6 +18,8 @@ pooler and the classifier train; a probe of the frozen features), `partial` (emb
 `freeze_layers` layers frozen). Frozen modules also stay in eval mode (no dropout) while training.
 The pooler of a BERT model is not pre-trained by MLM, so it is initialised fresh like the classifier
 and always trains.
+A ModernBERT classifier reads the mean of the tokens when any layer attends locally (`pooling="auto"`,
+`resolve_pooling`): a local layer lets [CLS] see only its window, not the whole input.
 
 `from_scratch=True` builds the same architecture with random weights: the baseline that shows what
 pre-training bought (`workbench.experiments` runs both: the benchmark and the learning curve).
