@@ -47,7 +47,8 @@ def _pretrain_config(args: argparse.Namespace) -> C.PretrainConfig:
 
 def _add_common_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=list(C.PRETRAIN_PRESETS),
-                   help="size preset: model size with matching learning rate and batch")
+                   help="size preset: model size with matching learning rate and batch (with --architecture bert, "
+                        "BERT's own rate: 1e-3 for tiny)")
     p.add_argument("--config", help="a YAML or JSON file with (part of) the configuration; flags override it")
 
 
