@@ -141,7 +141,7 @@ def cmd_export(args) -> int:
                       f"MLM loss {m['val_loss']:.3f}, masked-token accuracy {m['val_accuracy']:.1%}, [MASK]-only "
                       f"accuracy {m['val_mask_accuracy']:.1%}, cloze top-1 {m['cloze_top1']:.1%} / top-5 "
                       f"{m['cloze_top5']:.1%}"))
-    (out / "README.md").write_text(export.model_card(args.run, examples, extra), encoding="utf-8")
+    (out / "README.md").write_text(export.model_card(args.run, examples, extra, name=out.name), encoding="utf-8")
     print(f"exported {args.run} -> {out} (model card: {out / 'README.md'})")
     return 0
 

@@ -23,6 +23,14 @@ from .runs import (
 )
 
 
+def _size_name(m: dict, model_cfg: dict) -> str:
+    """The preset's name when its shape was kept, else the shape itself: a card must not call a widened
+    `tiny` tiny."""
+    if all(m.get(key) is None for key in ("layers", "hidden", "heads", "intermediate")):
+        return m["size"]
+    return f"{model_cfg['num_hidden_layers']}-layer, {model_cfg['hidden_size']}-wide"
+
+
 def _recipe_rows(m: dict, summary: dict, layers: int) -> list[str]:
     """Model-card rows for the metrics and recipe fields that older runs may not have."""
     rows = []
@@ -36,20 +44,24 @@ def _recipe_rows(m: dict, summary: dict, layers: int) -> list[str]:
     window = m.get("local_window")
     if arch == "modernbert" and "global_every" in m and window != 0:
         window = 8 if window is None else window
-        if layers < m["global_every"]:  # e.g. tiny: 2 layers, a global layer every 4th -> none
+        # counted from the bottom as workbench.model.layer_types does: every global_every-th layer is global
+        global_layers = [str(i) for i in range(1, layers + 1) if i % m["global_every"] == 0]
+        if not global_layers:  # e.g. 2 layers with a global layer every 4th -> none
             arch += f", local attention window {window} in all {layers} layers (no global layer)"
         else:
-            arch += f", local attention window {window} below every {m['global_every']}-th (global) layer"
+            arch += (f", local attention window {window}; global attention in layer{'s' * (len(global_layers) > 1)} "
+                     f"{', '.join(global_layers)} of {layers}")
     if "output_bias" in m:
         arch += f"; initialised from the corpus: output bias {m['output_bias']}, embeddings {m['embedding_init']}"
     return rows + [f"| architecture | {arch} |"]
 
 
 def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]]]] = None,
-               extra_rows: Sequence[tuple[str, str]] = ()) -> str:
+               extra_rows: Sequence[tuple[str, str]] = (), name: Optional[str] = None) -> str:
     """A README.md for the final model of a pre-training run: what it is, the exact command, seeds,
     corpus, training time and validation metrics, all read from the run directory. `examples` are
-    (text, top predictions) pairs to show; `extra_rows` more (name, value) rows for the table."""
+    (text, top predictions) pairs to show; `extra_rows` more (name, value) rows for the table; `name`
+    heads the card (default: the run's folder name; export passes the exported folder's)."""
     run = Path(run_dir)
     if not (run / SUMMARY).exists():
         raise RunError(f"{run}: no summary.json; the run has not finished")
@@ -60,7 +72,7 @@ def model_card(run_dir: str | Path, examples: Optional[list[tuple[str, list[str]
     data = cfg["data"]["data"] or ["the default corpus (see assets/DATA.md)"]
     m, t, k = cfg["model"], cfg["train"], cfg["masking"]
     lines = [
-        f"# {run.name}: a {m['size']} masked language model ({model_cfg.get('model_type')})",
+        f"# {name or run.name}: a {_size_name(m, model_cfg)} masked language model ({model_cfg.get('model_type')})",
         "",
         f"Pre-trained from scratch by this project's own command; {model_cfg['num_hidden_layers']} layers, hidden "
         f"{model_cfg['hidden_size']}, {model_cfg['num_attention_heads']} heads, "
