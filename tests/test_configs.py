@@ -36,3 +36,20 @@ def test_two_minute_recipe_is_the_tiny_preset_with_a_budget():
     assert cfg.train.time_budget == "2m"
     cfg.train.time_budget = None
     assert cfg == C.preset("tiny")
+
+
+def test_default_model_recipe_is_the_shipped_model():
+    """configs/default-model.yaml is how assets/default-model was made: same shape and attention."""
+    import json
+
+    from workbench.model import _layer_types
+
+    path = next((p for p in CONFIGS if p.name == "default-model.yaml"), None)
+    assert path is not None, "configs/default-model.yaml is shipped"
+    cfg = C.load_config_file(path, C.PretrainConfig)
+    shipped = json.loads((path.parents[1] / "assets" / "default-model" / "config.json").read_text())
+    layers, hidden, heads, intermediate = cfg.model.resolved()
+    assert (shipped["num_hidden_layers"], shipped["hidden_size"], shipped["num_attention_heads"],
+            shipped["intermediate_size"]) == (layers, hidden, heads, intermediate)
+    assert shipped["layer_types"] == _layer_types(cfg.model, layers)
+    assert shipped["vocab_size"] == cfg.tokenizer.vocab_size
