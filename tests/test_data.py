@@ -1,4 +1,6 @@
 import json
+import random
+import re
 
 import datasets
 import pytest
@@ -37,6 +39,33 @@ def test_split_is_deterministic_and_independent_of_order():
 def test_cleaning_whitespace_blank_lines_and_exact_duplicates():
     assert clean_text("  a \t b  \r\n\n\n c  ") == "a b\nc"
     assert clean_documents(["x  y", "x y", "", "   ", "z"]) == ["x y", "z"]
+
+
+def test_cleaning_each_kind_of_space():
+    assert clean_text("a b c") == "a b c"  # already clean: unchanged (the fast path)
+    assert clean_text("a\tb") == "a b"
+    assert clean_text("a\u00a0b\u2009c") == "a b c"  # no-break and thin spaces
+    assert clean_text("a \u200b b") == "a b"  # a zero-width space inside a run
+    assert clean_text("a\u3000b") == "a\u3000b"  # an ideographic space is not in the class: kept
+    assert clean_text(" a\n\u3000b \n\n\n") == "a\nb"  # ... but stripped at a line's ends, as str.strip does
+
+
+def _clean_text_reference(text: str) -> str:
+    """clean_text as first written (one regex over every run of spaces): the fast path must not change a
+    character of the output, since the validation split hashes the cleaned text."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(r"[ \t\u00a0\u2000-\u200b]+", " ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return re.sub(r"\n\s*\n+", "\n", text).strip()
+
+
+def test_cleaning_equals_the_reference_on_random_whitespace():
+    pieces = [" ", "  ", "\t", "\n", "\r", "\r\n", "\x0b", "\x0c", "\x85", "\u00a0", "\u2000", "\u2009", "\u200b",
+              "\u2028", "\u3000", "a", "bc", "é"]
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        assert clean_text(text) == _clean_text_reference(text), repr(text)
 
 
 @pytest.mark.parametrize("kind", ["txt", "jsonl", "csv", "parquet"])
