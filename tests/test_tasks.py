@@ -65,10 +65,20 @@ def test_splits_are_deterministic_and_order_independent(builtin):
     a = tasks._build("x", rows)
     b = tasks._build("x", list(reversed(rows)))
     for s in ("train", "validation", "test"):
-        assert set(a[s]["text"]) == set(b[s]["text"])
+        assert list(a[s]["text"]) == list(b[s]["text"])  # the same examples in the same order
     # another salt (task name) gives another split
     c = tasks._build("y", rows)
     assert set(c["test"]["text"]) != set(a["test"]["text"])
+
+
+def test_a_split_prefix_is_a_random_sample_whatever_the_file_order(builtin):
+    # the sentiment file is sorted by label; evaluations keep a split's first N examples (eval_examples)
+    first = builtin["sentiment"]["validation"].select(range(500))
+    assert 200 < sum(first["label"]) < 300  # in file order: 493 positive of 500
+    rows = [(f"sorted example {i}", "a" if i < 500 else "b") for i in range(1000)]
+    val = tasks._build("x", rows)["validation"]
+    assert list(val["text"]) == sorted(val["text"], key=lambda t: tasks._bucket(t, "x:order"))
+    assert 0 < sum(val.select(range(len(val) // 2))["label"]) < len(val) // 2  # both labels in the first half
 
 
 def test_subsample_is_nested_and_seeded(builtin):
@@ -87,13 +97,16 @@ def test_task_corpus_keeps_the_splits_and_drops_the_labels():
     corpus = tasks.task_corpus(task)
     assert set(corpus) == {"train", "validation"}
     assert corpus["train"].column_names == ["doc_id", "text"]
-    assert list(corpus["train"]["text"]) == ["a good film", "dull", "meh"]
+    assert list(corpus["train"]["text"]) == list(task["train"]["text"])  # the split's own (hash) order
+    assert sorted(corpus["train"]["text"]) == ["a good film", "dull", "meh"]
     assert list(corpus["train"]["doc_id"]) == [0, 1, 2]
     assert list(corpus["validation"]["text"]) == ["a bad film"]  # the test split is left out
     assert list(tasks.task_corpus(task, validation="test")["validation"]["text"]) == ["fine acting"]
     pairs = tasks._build("p", [("q1", "a1", "x"), ("q2", "a2", "y"), ("q3", "a3", "x"), ("q4", "a4", "y")],
                          pair=True, given_splits=["train", "validation", "test", "train"])
-    assert list(tasks.task_corpus(pairs)["train"]["text"]) == ["q1", "a1", "q4", "a4"]  # both texts, in order
+    texts = list(tasks.task_corpus(pairs)["train"]["text"])
+    assert texts in (["q1", "a1", "q4", "a4"], ["q4", "a4", "q1", "a1"])  # each question, then its answer
+    assert texts[0] == pairs["train"][0]["text"]
     with pytest.raises(TaskError, match="no 'dev' split"):
         tasks.task_corpus(task, validation="dev")
 

@@ -12,7 +12,9 @@ metadata (source, licence, primary metric).
 
 Splits are made by hashing each example's text (salted with the task name): an example always lands
 in the same split, whatever the order of the file or the other examples, and exact duplicates can
-never straddle two splits (they are removed first anyway). Shares: 80% / 10% / 10%.
+never straddle two splits (they are removed first anyway). Shares: 80% / 10% / 10%. Within a
+split, examples are in the order of another salted hash, so the first N examples of a split (what
+`eval_examples` keeps) are a random sample, whatever the file's order.
 
 Labels seen at validation/test time but never in training are an error by default (`unseen="error"`):
 a classifier cannot predict a class it has no output for, and silently keeping such rows would
@@ -105,6 +107,14 @@ def split_of(text: str, salt: str, fractions: Sequence[float] = FRACTIONS) -> st
     return SPLITS[-1]
 
 
+def _in_hash_order(rows: list[tuple], salt: str) -> list[tuple]:
+    """Rows sorted by a salted hash of their input. Evaluations cap validation at its first N examples
+    (`eval_examples`), so a split must not keep its file's order: the sentiment file is sorted by label,
+    and in file order its first 500 validation sentences were 493 positive, which is what learning
+    rates were chosen on."""
+    return sorted(rows, key=lambda r: _bucket("\t".join(r[:-1]), f"{salt}:order"))
+
+
 def _dedupe(rows: list[tuple], notes: list[str]) -> list[tuple]:
     """Drop exact duplicate inputs (first occurrence wins). An input seen with two different labels
     keeps its first label; the number of such conflicts is noted."""
@@ -136,6 +146,8 @@ def _build(name: str, rows: list[tuple], label_names: Optional[list[str]] = None
     for i, row in enumerate(rows):
         s = given_splits[i] if given_splits is not None else split_of("\t".join(row[:-1]), name)
         parts[s].append(row)
+    for s in SPLITS:  # hash order: any prefix is a random sample, whatever the file's order (see _in_hash_order)
+        parts[s] = _in_hash_order(parts[s], name)
     if not parts["train"]:
         raise TaskError(f"{name}: the train split is empty")
     for s in SPLITS[1:]:
