@@ -10,7 +10,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from workbench import cli
+from workbench import cli, tasks
 from workbench import experiments as ex
 from workbench.baselines import bag_of_words
 from workbench.config import BENCHMARK_PRESETS, BenchmarkConfig, ConfigError
@@ -87,6 +87,30 @@ def test_benchmark_chooses_the_learning_rate_on_validation_and_reports_its_test(
     md = (tmp_path / "b" / "benchmark.md").read_text()
     assert "| trec | accuracy | 41.0 ± 1.0 (lr 0.0001) | 21.0 ± 1.0 (lr 0.003) | 20.0 ± 0.0 |" in md
     assert "| trec | pretrained | lr 0.0001 * | 90.0 |" in md and "| trec | scratch | lr 0.001 | 50.0 |" in md
+
+
+@pytest.mark.parametrize("resample", [False, True])
+def test_benchmark_resample_gives_each_seed_its_subsample_shared_by_both_arms(monkeypatch, tmp_path, resample):
+    seen = {}
+
+    def fake_finetune(cfg, out_dir, *, task_data, **kw):
+        seen.setdefault((cfg.from_scratch, cfg.train.seed), set()).add(tuple(task_data["train"]["text"]))
+        return {"val_accuracy": 0.5, "val_loss": 1.0, "steps": 1, "wall_time": 0.0,
+                "test": {"score": 0.5, "accuracy": 0.5, "macro_f1": 0.5}}
+
+    monkeypatch.setattr(ex, "finetune", fake_finetune)
+    monkeypatch.setattr(ex, "check_model", lambda path, pooling: None)
+    cfg = BenchmarkConfig(tasks=["trec"], train_examples=48, seeds=3, bow=False, resample=resample,
+                          pretrained_lrs=[1e-3], scratch_lrs=[1e-3])
+    cfg.train.seed = 5
+    ex.benchmark("unused", tmp_path / "b", cfg, verbose=False)
+    assert all(len(v) == 1 for v in seen.values())  # one subsample per (arm, seed)
+    by_seed = {seed: seen[(False, seed)] for seed in (5, 6, 7)}
+    assert all(seen[(True, seed)] == by_seed[seed] for seed in by_seed)  # both arms on the same examples
+    full = tasks.load_task("trec")
+    assert by_seed[5] == {tuple(tasks.subsample(full, 48, 5)["train"]["text"])}  # the first seed: train.seed's
+    assert (len({next(iter(v)) for v in by_seed.values()}) == 3) is resample  # others differ only with resample
+    assert ("a subsample per seed" in (tmp_path / "b" / "benchmark.md").read_text()) is resample
 
 
 def test_benchmark_table_by_hand():

@@ -140,15 +140,19 @@ def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[Be
     keeps the one with the best validation score; that rate is run with cfg.seeds seeds (the first is
     the sweep's run) and only those runs' test scores are reported. With cfg.bow a TF-IDF logistic
     regression (C chosen on validation) gets a row too. Every run fine-tunes on the same training
-    subsample and validates on the same examples. Writes OUT/benchmark.json and OUT/benchmark.md and
+    subsample (with cfg.resample, seed i's runs on subsample i, the same for both arms; the sweep and bag
+    of words on the first) and validates on the same examples. Writes OUT/benchmark.json and OUT/benchmark.md and
     prints the table. Run directories: OUT/<task>/<arm>/lr<lr>-seed<seed>."""
     cfg = cfg or BenchmarkConfig()
     out = Path(out_dir)
     unknown = [t for t in cfg.tasks if t not in known_tasks() and not t.startswith("hf:") and not Path(t).exists()]
     if unknown:
         raise FinetuneError(f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(known_tasks())}")
-    try:  # every task and the model are read before the output folder is made
-        tasks = {name: load_task(name, train_examples=cfg.train_examples, seed=cfg.train.seed) for name in cfg.tasks}
+    seeds = [cfg.train.seed + i for i in range(cfg.seeds)]
+    try:  # every task (and, with resample, every seed's subsample) and the model are read before the folder is made
+        full = {name: load_task(name) for name in cfg.tasks}
+        samples = {name: {seed: subsample(task, cfg.train_examples, seed if cfg.resample else cfg.train.seed)
+                          for seed in seeds} for name, task in full.items()}
     except TaskError as e:
         raise FinetuneError(str(e)) from None
     check_model(str(pretrained_path), cfg.pooling)
@@ -157,10 +161,10 @@ def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[Be
     except runs.RunError as e:
         raise FinetuneError(str(e)) from None
     t0, cpu0 = time.perf_counter(), time.process_time()
-    seeds = [cfg.train.seed + i for i in range(cfg.seeds)]
     arms = [("pretrained", False, cfg.pretrained_lrs)] + ([("scratch", True, cfg.scratch_lrs)] if cfg.scratch else [])
     rows = []
-    for name, data in tasks.items():
+    for name, by_seed in samples.items():
+        data = by_seed[seeds[0]]  # the sweep's (and bag of words') subsample
         row = {"task": data.name, "metric": data.metric, "train_examples": len(data["train"]),
                "validation_examples": min(len(data["validation"]), cfg.eval_examples or len(data["validation"])),
                "test_examples": len(data["test"]), "arms": {}}
@@ -168,7 +172,7 @@ def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[Be
         def run(label: str, scratch: bool, lr: float, seed: int) -> dict:
             path = out / _slug(data.name) / label / f"lr{lr:g}-seed{seed}"
             s = finetune(_finetune_config(str(pretrained_path), name, cfg, scratch, lr, seed), path, overwrite=True,
-                         progress=progress, task_data=data)
+                         progress=progress, task_data=by_seed[seed])
             if not cfg.keep_models:  # ~75 MB a mini run; metrics, summary and test predictions stay
                 for sub in (runs.CHECKPOINTS, runs.MODEL):
                     shutil.rmtree(path / sub, ignore_errors=True)
@@ -230,7 +234,8 @@ def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[Be
         f"# Fine-tuning benchmark\n\nModel: `{pretrained_path}`; scores on each task's test split (x100), mean ± "
         f"standard deviation over {len(seeds)} fine-tuning seed(s) at each arm's learning rate, chosen on "
         f"{cfg.eval_examples or 'all'} validation examples; the difference's spread is the standard deviation of the "
-        f"per-seed differences. Budget per run: {cfg.train_examples or 'all'} training examples, at most "
+        f"per-seed differences. Budget per run: {cfg.train_examples or 'all'} training examples"
+        f"{' (a subsample per seed)' if cfg.resample else ''}, at most "
         f"{cfg.train.max_steps or '-'} steps / {cfg.train.epochs or '-'} epochs, batch {cfg.train.batch_size}, seq_len "
         f"{cfg.train.seq_len}, strategy {cfg.strategy}.\n\n{table}\n\n## Learning-rate (and C) sweep, validation "
         f"split\n\n{sweeps}\n\nWall time {results['wall_time']:.0f} s, process CPU time {results['cpu_time']:.0f} s.\n",
