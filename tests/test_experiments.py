@@ -133,6 +133,8 @@ def test_benchmark_table_by_hand():
 
 
 def test_benchmark_config_checks_and_quick_preset():
+    with pytest.raises(ConfigError, match="resample redraws"):
+        BenchmarkConfig(resample=True, train_examples=None)
     with pytest.raises(ConfigError, match="seeds"):
         BenchmarkConfig(seeds=0)
     with pytest.raises(ConfigError, match="pretrained_lrs"):

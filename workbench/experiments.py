@@ -151,8 +151,9 @@ def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[Be
     seeds = [cfg.train.seed + i for i in range(cfg.seeds)]
     try:  # every task (and, with resample, every seed's subsample) and the model are read before the folder is made
         full = {name: load_task(name) for name in cfg.tasks}
-        samples = {name: {seed: subsample(task, cfg.train_examples, seed if cfg.resample else cfg.train.seed)
-                          for seed in seeds} for name, task in full.items()}
+        drawn = seeds if cfg.resample else seeds[:1]  # without resample every seed uses the first seed's
+        samples = {name: {seed: subsample(task, cfg.train_examples, seed) for seed in drawn}
+                   for name, task in full.items()}
     except TaskError as e:
         raise FinetuneError(str(e)) from None
     check_model(str(pretrained_path), cfg.pooling)
@@ -172,7 +173,7 @@ def benchmark(pretrained_path: str | Path, out_dir: str | Path, cfg: Optional[Be
         def run(label: str, scratch: bool, lr: float, seed: int) -> dict:
             path = out / _slug(data.name) / label / f"lr{lr:g}-seed{seed}"
             s = finetune(_finetune_config(str(pretrained_path), name, cfg, scratch, lr, seed), path, overwrite=True,
-                         progress=progress, task_data=by_seed[seed])
+                         progress=progress, task_data=by_seed.get(seed, data))
             if not cfg.keep_models:  # ~75 MB a mini run; metrics, summary and test predictions stay
                 for sub in (runs.CHECKPOINTS, runs.MODEL):
                     shutil.rmtree(path / sub, ignore_errors=True)
