@@ -28,6 +28,20 @@ def test_default_corpus_is_real_prose_over_10mb_split_by_document():
     assert "president" in dd["train"][0]["text"].lower() or len(dd["train"][0]["text"].split()) > 50
 
 
+def test_movie_dialogue_corpus_and_mixing_keeps_the_news_split():
+    from workbench.data import MOVIE_LINES_PER_DOCUMENT, _movie_documents
+    docs = _movie_documents()
+    lines = [d.split("\n") for d in docs]
+    assert all(len(x) == MOVIE_LINES_PER_DOCUMENT for x in lines[:-1]) and 0 < len(lines[-1]) <= 50
+    # the file's first exchange, utterance and reply on lines of their own
+    assert lines[0][:2] == ["you're asking me out. that's so cute. what's your name again?", "forget it."]
+    assert not any("\t" in d for d in docs) and sum(map(len, docs)) > 4_000_000
+    news, mixed = load_corpus(), load_corpus(DataConfig(data=["news", "movies"]))
+    # a document's split hangs on its own text: adding a corpus moves no news article across the split
+    assert set(news["validation"]["text"]) <= set(mixed["validation"]["text"])
+    assert not set(news["validation"]["text"]) & set(mixed["train"]["text"])
+    assert len(mixed["train"]) > len(news["train"]) + 2000
+
 def test_split_is_deterministic_and_independent_of_order():
     docs = [f"document number {i} " * 5 for i in range(500)]
     a = split_documents(docs, 0.1)

@@ -85,7 +85,7 @@ def check_numbers(cfg: Any) -> None:
 class DataConfig:
     """Where the text comes from and how it is split."""
 
-    data: list[str] = field(default_factory=list)  # files, folders or hf:NAME[/CONFIG]; empty = default corpus
+    data: list[str] = field(default_factory=list)  # files, folders, hf:NAME[/CONFIG], news or movies; empty = news
     text_column: str = "text"  # the column holding text in csv/jsonl/parquet/hf data
     validation_fraction: float = 0.02  # share of documents held out, chosen deterministically
     streaming: bool = False  # iterate without loading the corpus into memory
