@@ -2,7 +2,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from workbench.config import TokenizerConfig
-from workbench.tokenizer import TokenizerError, load_tokenizer, tokenizer_report, train_tokenizer
+from workbench.tokenizer import TokenizerError, ids_encoder, load_tokenizer, tokenizer_report, train_tokenizer
 
 
 @pytest.mark.parametrize("algorithm", ["wordpiece", "bpe", "unigram"])
@@ -44,3 +44,36 @@ def test_unknown_algorithm_and_missing_directory(tmp_path):
         train_tokenizer(["a b c"], TokenizerConfig(algorithm="sentencepiece"))
     with pytest.raises(TokenizerError, match="cannot load a tokenizer"):
         load_tokenizer(tmp_path / "missing")
+
+
+ENCODER_TEXTS = [
+    "The Quick Brown Fox, 42 times!",           # ASCII, mixed case: the shortcut
+    "Café RÉSUMÉ naïve",                         # accents: the tokenizer as it is
+    "a [MASK] here, [SEP] there and [mask]",     # special tokens' text, matched before lower-casing
+    "only [mask] and [Mask] here",               # not special tokens' text: the shortcut
+    "tabs\tand\nnew lines\x0cform feed\x00nul",  # control characters
+    "",
+    "UPPER lower MiXeD\u2019s",                  # non-ASCII apostrophe
+]
+
+
+@pytest.mark.parametrize("algorithm,lowercase", [("wordpiece", True), ("wordpiece", False), ("bpe", True),
+                                                 ("unigram", True)])
+def test_ids_encoder_equals_the_tokenizer(small_corpus, algorithm, lowercase):
+    tok = train_tokenizer(small_corpus["train"]["text"][:50],
+                          TokenizerConfig(algorithm=algorithm, vocab_size=800, lowercase=lowercase))
+    backend = tok.backend_tokenizer
+    expected = [e.ids for e in backend.encode_batch(ENCODER_TEXTS, add_special_tokens=False)]
+    encode = ids_encoder(backend)
+    assert encode.ascii_shortcut  # our normalizers (NFD+Lowercase+StripAccents, or NFC) are ASCII-transparent
+    assert encode(ENCODER_TEXTS) == expected
+    assert encode(ENCODER_TEXTS[:1]) == expected[:1] and encode([]) == []
+
+
+def test_ids_encoder_keeps_other_normalizers(tokenizer_dir):
+    from tokenizers import normalizers
+    backend = load_tokenizer(tokenizer_dir).backend_tokenizer  # a copy: the session's tokenizer stays as it is
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)  # also drops control characters
+    encode = ids_encoder(backend)
+    assert not encode.ascii_shortcut
+    assert encode(ENCODER_TEXTS) == [e.ids for e in backend.encode_batch(ENCODER_TEXTS, add_special_tokens=False)]

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from . import runs
 from .config import ConfigError, DataConfig, PrepareConfig
 from .data import BUILTIN_CORPORA, _expand_paths, clean_text, package_dir, stream_corpus
-from .tokenizer import load_tokenizer, train_tokenizer
+from .tokenizer import ids_encoder, load_tokenizer, train_tokenizer
 from .tokenstore import (
     FORMAT,
     MANIFEST,
@@ -280,7 +280,7 @@ def prepare(cfg: PrepareConfig, tokenizer: str, out: str | os.PathLike, *, overw
     backend = tok.backend_tokenizer
     backend.no_truncation()
     backend.no_padding()
-    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+    encode = ids_encoder(backend)
     dtype = token_dtype(len(tok))
     sep = np.asarray([tok.sep_token_id], dtype=dtype)
     chunk_bytes = int(cfg.shard_mb * 1e6)
@@ -300,8 +300,8 @@ def prepare(cfg: PrepareConfig, tokenizer: str, out: str | os.PathLike, *, overw
     def tokenize(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """texts -> (stream of ids with [SEP] after each document, end offset of each document)."""
         parts, lengths = [], []
-        for enc in encode(texts, add_special_tokens=False):
-            ids = np.asarray(enc.ids, dtype=dtype)
+        for doc_ids in encode(texts):
+            ids = np.asarray(doc_ids, dtype=dtype)
             parts += [ids, sep]
             lengths.append(len(ids) + 1)
         stream = np.concatenate(parts) if parts else np.empty(0, dtype=dtype)

@@ -3,9 +3,10 @@ fast-tokenizer layout so any Hugging Face code can use it; measure it on held-ou
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -114,3 +115,44 @@ def tokenizer_report(tokenizer, texts: Iterable[str]) -> TokenizerReport:
         raise TokenizerError("cannot measure a tokenizer on empty text")
     # word_ids follow the pre-tokenizer (punctuation is its own word), so the split share uses its count
     return TokenizerReport(len(tokenizer), words, tokens, tokens / words, unk / max(tokens, 1), split / max(words, 1))
+
+
+# Unicode normalizers that leave ASCII text as it is (Lowercase aside, which str.lower matches on ASCII)
+_ASCII_IDENTITY = {"NFD", "NFC", "NFKD", "NFKC", "StripAccents"}
+
+
+def ids_encoder(backend: Tokenizer) -> Callable[[list[str]], list[list[int]]]:
+    """texts -> token ids (no special tokens), as `backend.encode_batch_fast` gives them, faster on ASCII
+    text. When the normalizer only changes non-ASCII characters or lower-cases (ours: NFD, Lowercase,
+    StripAccents), an ASCII document is lower-cased by `str.lower` and encoded by a copy without the
+    normalizer: the same ids without the Rust normalizer's per-character alignment bookkeeping (README,
+    issue 15). Other normalizers (BERT's own also removes control characters), non-ASCII documents and
+    documents holding a special token's text (matched before lower-casing) take the tokenizer as it is."""
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+    spec = json.loads(backend.to_str())
+    norm = spec.get("normalizer")
+    steps = [] if norm is None else norm["normalizers"] if norm["type"] == "Sequence" else [norm]
+    if not all(s["type"] in _ASCII_IDENTITY | {"Lowercase"} for s in steps):
+        def as_is(texts: list[str]) -> list[list[int]]:
+            return [enc.ids for enc in encode(texts, add_special_tokens=False)]
+        as_is.ascii_shortcut = False
+        return as_is
+    lower = any(s["type"] == "Lowercase" for s in steps)
+    raw_matched = [t["content"] for t in spec.get("added_tokens", []) if lower and not t["normalized"]]
+    plain = Tokenizer.from_str(backend.to_str())
+    plain.normalizer = None
+    encode_plain = getattr(plain, "encode_batch_fast", plain.encode_batch)
+
+    def ids(texts: list[str]) -> list[list[int]]:
+        fast = [t.isascii() and not any(c in t for c in raw_matched) for t in texts]  # isascii: a stored flag
+        out: list = [None] * len(texts)
+        for use_plain, run, prep in ((False, encode, None), (True, encode_plain, str.lower if lower else None)):
+            where = [i for i, f in enumerate(fast) if f == use_plain]
+            if where:
+                batch = [prep(texts[i]) if prep else texts[i] for i in where]
+                for i, enc in zip(where, run(batch, add_special_tokens=False)):
+                    out[i] = enc.ids
+        return out
+
+    ids.ascii_shortcut = True
+    return ids
