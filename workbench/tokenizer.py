@@ -129,7 +129,8 @@ def ids_encoder(backend: Tokenizer) -> Callable[[list[str]], list[list[int]]]:
     issue 15). Other normalizers (BERT's own also removes control characters), non-ASCII documents and
     documents holding a special token's text (matched before lower-casing) take the tokenizer as it is."""
     encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-    spec = json.loads(backend.to_str())
+    serialized = backend.to_str()
+    spec = json.loads(serialized)
     norm = spec.get("normalizer")
     steps = [] if norm is None else norm["normalizers"] if norm["type"] == "Sequence" else [norm]
     if not all(s["type"] in _ASCII_IDENTITY | {"Lowercase"} for s in steps):
@@ -138,8 +139,8 @@ def ids_encoder(backend: Tokenizer) -> Callable[[list[str]], list[list[int]]]:
         as_is.ascii_shortcut = False
         return as_is
     lower = any(s["type"] == "Lowercase" for s in steps)
-    raw_matched = [t["content"] for t in spec.get("added_tokens", []) if lower and not t["normalized"]]
-    plain = Tokenizer.from_str(backend.to_str())
+    raw_matched = [t["content"] for t in spec.get("added_tokens", []) if not t["normalized"]] if lower else []
+    plain = Tokenizer.from_str(serialized)
     plain.normalizer = None
     encode_plain = getattr(plain, "encode_batch_fast", plain.encode_batch)
 
