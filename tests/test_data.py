@@ -32,7 +32,8 @@ def test_movie_dialogue_corpus_and_mixing_keeps_the_news_split():
     from workbench.data import MOVIE_LINES_PER_DOCUMENT, _movie_documents
     docs = _movie_documents()
     lines = [d.split("\n") for d in docs]
-    assert all(len(x) == MOVIE_LINES_PER_DOCUMENT for x in lines[:-1]) and 0 < len(lines[-1]) <= 50
+    per_doc = MOVIE_LINES_PER_DOCUMENT
+    assert all(len(x) == per_doc for x in lines[:-1]) and 0 < len(lines[-1]) <= per_doc
     # the file's first exchange, utterance and reply on lines of their own
     assert lines[0][:2] == ["you're asking me out. that's so cute. what's your name again?", "forget it."]
     assert not any("\t" in d for d in docs) and sum(map(len, docs)) > 4_000_000
@@ -41,6 +42,7 @@ def test_movie_dialogue_corpus_and_mixing_keeps_the_news_split():
     assert set(news["validation"]["text"]) <= set(mixed["validation"]["text"])
     assert not set(news["validation"]["text"]) & set(mixed["train"]["text"])
     assert len(mixed["train"]) > len(news["train"]) + 2000
+
 
 def test_split_is_deterministic_and_independent_of_order():
     docs = [f"document number {i} " * 5 for i in range(500)]
